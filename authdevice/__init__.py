@@ -1,0 +1,5 @@
+"""authdevice: self-hosted passwordless authentication for Django."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Cotter wire-compatible API (``/api/v0``)."""

@@ -1,0 +1,87 @@
+"""Shared plumbing of the v0 views: API key lookup and Cotter's error shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404
+from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext as _
+from rest_framework import exceptions
+from rest_framework.parsers import FormParser, JSONParser
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ...flows.applications import get_application
+from ...flows.errors import FlowError, InvalidApplication
+from ...models import Application
+
+API_KEY_HEADER = "HTTP_API_KEY_ID"
+
+
+def error_response(
+    msg: str, type_: str, status: int, headers: dict[str, str] | None = None
+) -> Response:
+    """Cotter's error body: ``{"msg": ..., "type": ...}``."""
+    response = Response({"msg": str(msg), "type": type_}, status=status, headers=headers)
+    add_never_cache_headers(response)
+    return response
+
+
+def cotter_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, FlowError):
+        return error_response(exc.message, exc.code, exc.status)
+    if isinstance(exc, Http404):
+        return error_response(_("Not found."), "not_found", 404)
+    if isinstance(exc, exceptions.APIException):
+        detail = exc.detail
+        if isinstance(detail, dict):
+            field, errors = next(iter(detail.items()))
+            first = errors[0] if isinstance(errors, list) and errors else errors
+            msg = f"{field}: {first}"
+        elif isinstance(detail, list):
+            msg = str(detail[0]) if detail else exc.default_detail
+        else:
+            msg = str(detail)
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else "invalid_request"
+        headers = {}
+        if getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(exc.wait))  # type: ignore[attr-defined]
+        if isinstance(exc, exceptions.ParseError):
+            code = "invalid_json"
+        return error_response(msg, code, exc.status_code, headers)
+    return None
+
+
+class CotterAPIView(APIView):
+    """Base view for /api/v0: identified by the API_KEY_ID header, JSON in and out.
+
+    No session authentication (so no CSRF): callers prove nothing but the API key here;
+    views that act for a user take a bearer token explicitly.
+    """
+
+    authentication_classes: list[type] = []
+    permission_classes: list[type] = []
+    renderer_classes = [JSONRenderer]
+    parser_classes = [JSONParser, FormParser]
+
+    def get_exception_handler(self):  # type: ignore[override]
+        return cotter_exception_handler
+
+    def get_application(self, request: Request, path_key: str | None = None) -> Application:
+        header_key = request.META.get(API_KEY_HEADER)
+        if path_key is not None and header_key is not None and header_key != path_key:
+            raise InvalidApplication(_("API_KEY_ID header and URL disagree."))
+        app = get_application(path_key if path_key is not None else header_key)
+        if app is None:
+            raise InvalidApplication(_("Unknown or inactive API key (header API_KEY_ID)."))
+        return app
+
+    def body(self, request: Request) -> dict[str, Any]:
+        data = request.data
+        if not hasattr(data, "get"):
+            raise exceptions.ParseError(_("Request body must be a JSON object."))
+        return data

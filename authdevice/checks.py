@@ -1,0 +1,110 @@
+"""System checks that refuse dangerous configurations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+from django.db import DatabaseError
+from django.utils.module_loading import import_string
+
+from .conf import app_settings
+
+
+@register(Tags.security)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
+    errors: list = []
+    issuer = app_settings.ISSUER
+    if not issuer:
+        errors.append(
+            Error(
+                "AUTHDEVICE_ISSUER is not set.",
+                hint="Set it to this server's public URL, e.g. 'https://auth.example.com'.",
+                id="authdevice.E001",
+            )
+        )
+    elif not settings.DEBUG and not str(issuer).startswith("https://"):
+        errors.append(
+            Warning(
+                "AUTHDEVICE_ISSUER is not an https URL while DEBUG is off.",
+                id="authdevice.W001",
+            )
+        )
+    if not 0 <= int(app_settings.LEEWAY) <= 60:
+        errors.append(
+            Error("AUTHDEVICE_LEEWAY must be between 0 and 60 seconds.", id="authdevice.E002")
+        )
+    for name in ("ACCESS_TOKEN_LIFETIME", "ID_TOKEN_LIFETIME"):
+        value = int(getattr(app_settings, name))
+        if not 60 <= value <= 24 * 3600:
+            errors.append(
+                Error(
+                    f"AUTHDEVICE_{name} must be between 60 and 86400 seconds.", id="authdevice.E003"
+                )
+            )
+    if int(app_settings.REFRESH_TOKEN_IDLE_LIFETIME) > int(
+        app_settings.REFRESH_TOKEN_ABSOLUTE_LIFETIME
+    ):
+        errors.append(
+            Error(
+                "AUTHDEVICE_REFRESH_TOKEN_IDLE_LIFETIME exceeds the absolute lifetime.",
+                id="authdevice.E004",
+            )
+        )
+    if int(app_settings.KEY_PUBLISH_DELAY) < int(app_settings.KEY_CACHE_SECONDS) + int(
+        app_settings.JWKS_MAX_AGE
+    ):
+        errors.append(
+            Warning(
+                "AUTHDEVICE_KEY_PUBLISH_DELAY is shorter than KEY_CACHE_SECONDS + JWKS_MAX_AGE.",
+                hint="Verifiers with a cached JWKS may see tokens signed by a key they do not know yet.",
+                id="authdevice.W002",
+            )
+        )
+    try:
+        provider = import_string(app_settings.KEY_PROVIDER)
+    except ImportError:
+        errors.append(Error("AUTHDEVICE_KEY_PROVIDER cannot be imported.", id="authdevice.E005"))
+    else:
+        if provider.__name__ == "JWKSURLKeyProvider" and not app_settings.JWKS_URL:
+            errors.append(
+                Error("JWKSURLKeyProvider needs AUTHDEVICE_JWKS_URL.", id="authdevice.E006")
+            )
+    if (
+        settings.SECRET_KEY
+        and len(str(app_settings.KEY_ENCRYPTION_SECRET or settings.SECRET_KEY)) < 32
+    ):
+        errors.append(
+            Warning(
+                "The key-encryption secret (AUTHDEVICE_KEY_ENCRYPTION_SECRET or SECRET_KEY) "
+                "is shorter than 32 characters.",
+                id="authdevice.W003",
+            )
+        )
+    return errors
+
+
+@register(Tags.security, Tags.database)
+def check_legacy_enrolment(app_configs: Any = None, **kwargs: Any) -> list:
+    """Warn while any application allows Cotter's unauthenticated device enrolment."""
+    from .models import Application
+
+    try:
+        names = list(
+            Application.objects.filter(
+                allow_unauthenticated_enrolment=True, is_active=True
+            ).values_list("name", flat=True)[:10]
+        )
+    except DatabaseError:
+        return []
+    if not names:
+        return []
+    return [
+        Warning(
+            "Applications allow unauthenticated trusted-device enrolment: " + ", ".join(names),
+            hint="Anyone who knows a user id can enrol a device for them. Turn it off once "
+            "your apps send a bearer token when enrolling.",
+            id="authdevice.W010",
+        )
+    ]

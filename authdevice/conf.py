@@ -1,0 +1,102 @@
+"""App settings: every ``AUTHDEVICE_*`` Django setting, with typed, documented defaults.
+
+Read them through :data:`app_settings` (``from authdevice.conf import app_settings``); the
+object reads ``django.conf.settings`` on every access, so ``override_settings`` works in tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Documented defaults. The Django setting name is ``AUTHDEVICE_`` + the field name."""
+
+    #: ``iss`` of every token and the only issuer accepted when verifying. Required: an URL
+    #: you control, e.g. ``https://auth.example.com``. No trailing slash is added or removed.
+    ISSUER: str | None = None
+    #: Lifetime of access tokens (and ``expires_in``), seconds. Cotter used 3600.
+    ACCESS_TOKEN_LIFETIME: int = 3600
+    #: Lifetime of ID tokens, seconds.
+    ID_TOKEN_LIFETIME: int = 3600
+    #: A refresh token unused for this long stops working (seconds; default 14 days).
+    REFRESH_TOKEN_IDLE_LIFETIME: int = 14 * 24 * 3600
+    #: A refresh-token family (one sign-in and all its rotations) ends this long after the
+    #: sign-in, however often it is used (seconds; default 90 days).
+    REFRESH_TOKEN_ABSOLUTE_LIFETIME: int = 90 * 24 * 3600
+    #: Clock leeway when verifying ``exp``/``nbf``/``iat``, seconds. At most 60.
+    LEEWAY: int = 30
+    #: Audiences (application API key ids) that :class:`AccessTokenAuthentication` accepts.
+    #: ``None`` accepts every active application of this server (cached, see
+    #: ``APPLICATION_CACHE_SECONDS``).
+    ACCEPTED_AUDIENCES: list[str] | None = None
+    #: Where verifiers get public keys: dotted path to a key provider class.
+    #: ``authdevice.flows.keys.DatabaseKeyProvider`` reads this server's keys;
+    #: ``authdevice.crypto.keyprovider.JWKSURLKeyProvider`` fetches ``JWKS_URL`` (for a
+    #: separate site that only verifies tokens issued by an authdevice server).
+    KEY_PROVIDER: str = "authdevice.flows.keys.DatabaseKeyProvider"
+    #: JWKS URL for ``JWKSURLKeyProvider``.
+    JWKS_URL: str | None = None
+    #: How long verifiers keep public keys before re-reading them, seconds.
+    KEY_CACHE_SECONDS: int = 300
+    #: An unknown ``kid`` triggers at most one key refresh per this many seconds.
+    KEY_MIN_REFRESH_INTERVAL: int = 30
+    #: A new signing key is published this long before it signs anything, so every
+    #: verifier that caches the JWKS (``JWKS_MAX_AGE``) knows it first. Seconds.
+    KEY_PUBLISH_DELAY: int = 600
+    #: ``Cache-Control: max-age`` of the JWKS document, seconds. Keep below KEY_PUBLISH_DELAY.
+    JWKS_MAX_AGE: int = 300
+    #: Rotate the signing key automatically (Celery beat task) after this many days.
+    KEY_ROTATION_DAYS: int = 90
+    #: Secret used to encrypt signing keys at rest (AES-256-GCM, key derived with HKDF).
+    #: Defaults to ``SECRET_KEY``; values in ``SECRET_KEY_FALLBACKS`` still decrypt.
+    KEY_ENCRYPTION_SECRET: str | None = None
+    #: In-process cache of application settings (api key -> application), seconds.
+    APPLICATION_CACHE_SECONDS: int = 30
+    #: Largest accepted JWT, bytes. Longer bearer tokens are refused before parsing.
+    MAX_TOKEN_LENGTH: int = 8192
+    #: Dotted path of the adapter (hooks for user creation and claims).
+    ADAPTER: str = "authdevice.adapter.DefaultAdapter"
+    #: Reverse proxies (CIDRs) whose ``X-Forwarded-For`` is believed for the client IP.
+    TRUSTED_PROXIES: tuple[str, ...] = ()
+    #: Default region for phone numbers written without ``+country`` (e.g. ``"US"``).
+    DEFAULT_PHONE_REGION: str | None = None
+
+
+_DEFAULTS = Defaults()
+_NAMES = {f.name for f in fields(Defaults)}
+
+
+class AppSettings:
+    """Reads ``AUTHDEVICE_<NAME>`` from Django settings, falling back to :class:`Defaults`."""
+
+    prefix = "AUTHDEVICE_"
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in _NAMES:
+            raise AttributeError(f"Unknown authdevice setting {name!r}")
+        value = getattr(settings, self.prefix + name, getattr(_DEFAULTS, name))
+        return value
+
+    @property
+    def issuer(self) -> str:
+        issuer = self.ISSUER
+        if not issuer:
+            raise ImproperlyConfigured("AUTHDEVICE_ISSUER must be set (the URL of this server).")
+        return issuer
+
+    @property
+    def leeway(self) -> int:
+        return max(0, min(int(self.LEEWAY), 60))
+
+    @property
+    def max_jwt_lifetime(self) -> int:
+        return max(int(self.ACCESS_TOKEN_LIFETIME), int(self.ID_TOKEN_LIFETIME))
+
+
+app_settings = AppSettings()

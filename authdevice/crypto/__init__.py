@@ -1,0 +1,1 @@
+"""Cryptographic building blocks. No Django models here; callers pass keys in."""

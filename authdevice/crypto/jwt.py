@@ -1,0 +1,79 @@
+"""ES256 JWT signing and strict verification (PyJWT underneath)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+
+ACCESS_TOKEN_TYP = "at+jwt"
+ID_TOKEN_TYP = "JWT"
+REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "jti"]
+# Header members that name key material; we only ever use our own keys (RFC 8725 3.10).
+FORBIDDEN_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c", "crit"})
+
+
+class TokenError(Exception):
+    """The token is malformed, forged, expired or not meant for us."""
+
+
+def sign(
+    claims: dict[str, Any], private_key: ec.EllipticCurvePrivateKey, kid: str, typ: str
+) -> str:
+    return jwt.encode(claims, private_key, algorithm="ES256", headers={"kid": kid, "typ": typ})
+
+
+def verify(
+    token: object,
+    *,
+    get_key: Callable[[str], ec.EllipticCurvePublicKey | None],
+    audiences: Collection[str],
+    issuer: str,
+    leeway: int,
+    typ: str,
+    max_length: int,
+) -> dict[str, Any]:
+    """Verify an ES256 token and return its claims, or raise :class:`TokenError`.
+
+    Only ES256; ``kid`` is just a lookup key into our own key set; ``typ`` must match;
+    ``exp``, ``iat``, ``iss``, ``aud``, ``sub`` and ``jti`` are required; ``iss`` exact.
+    """
+    if not isinstance(token, str) or not token or len(token) > max_length:
+        raise TokenError("malformed token")
+    if token.count(".") != 2:
+        raise TokenError("malformed token")
+    try:
+        header = jwt.get_unverified_header(token)
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:
+        raise TokenError("malformed token") from exc
+    if header.get("alg") != "ES256":
+        raise TokenError("unsupported algorithm")
+    if header.get("typ") != typ:
+        raise TokenError("wrong token type")
+    if FORBIDDEN_HEADERS.intersection(header):
+        raise TokenError("unsupported header")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not 0 < len(kid) <= 128:
+        raise TokenError("unknown key")
+    key = get_key(kid)
+    if key is None:
+        raise TokenError("unknown key")
+    if not audiences:
+        raise TokenError("no accepted audience")
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=["ES256"],
+            audience=list(audiences),
+            issuer=issuer,
+            leeway=leeway,
+            options={"require": REQUIRED_CLAIMS, "strict_aud": False},
+        )
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:
+        raise TokenError(str(exc) or "invalid token") from exc
+    if not isinstance(claims.get("sub"), str):
+        raise TokenError("invalid subject")
+    return claims

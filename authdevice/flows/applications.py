@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+
+from django.db import transaction
+
+from ..conf import app_settings
+from ..crypto.secrets import random_token, sha256_hex
+from ..models import Application
+from .errors import FlowError
+
+_cache_lock = threading.Lock()
+_by_key: dict[str, tuple[float, Application]] = {}
+_audiences: tuple[float, frozenset[str]] | None = None
+
+
+def _new_secret(app: Application) -> str:
+    secret = random_token(32)
+    app.secret_hash = sha256_hex(secret)
+    app.secret_hint = secret[:6]
+    return secret
+
+
+def _validate_urls(values: Iterable[str], what: str) -> list[str]:
+    cleaned = []
+    for value in values:
+        value = value.strip()
+        if not value or len(value) > 2000 or "://" not in value:
+            raise FlowError(f"{what} must be absolute URLs: {value!r}")
+        cleaned.append(value)
+    return cleaned
+
+
+def create_application(
+    *,
+    name: str,
+    redirect_urls: Iterable[str] = (),
+    allowed_origins: Iterable[str] = (),
+    allow_unauthenticated_enrolment: bool = False,
+) -> tuple[Application, str]:
+    """Create an application; returns it with its secret key, which is never shown again."""
+    app = Application(
+        name=name.strip()[:200],
+        redirect_urls=_validate_urls(redirect_urls, "redirect URLs"),
+        allowed_origins=[o.rstrip("/") for o in _validate_urls(allowed_origins, "origins")],
+        allow_unauthenticated_enrolment=allow_unauthenticated_enrolment,
+    )
+    secret = _new_secret(app)
+    app.save()
+    return app, secret
+
+
+def reset_application_secret(app: Application) -> str:
+    """Replace an application's secret key; returns the new one (shown once)."""
+    secret = _new_secret(app)
+    app.save(update_fields=["secret_hash", "secret_hint", "updated_at"])
+    transaction.on_commit(clear_application_cache)
+    return secret
+
+
+def get_application(api_key_id: str | None) -> Application | None:
+    """The active application with this API key id, from a short in-process cache."""
+    if not isinstance(api_key_id, str) or not api_key_id or len(api_key_id) > 64:
+        return None
+    now = time.monotonic()
+    hit = _by_key.get(api_key_id)
+    if hit is not None and now - hit[0] < app_settings.APPLICATION_CACHE_SECONDS:
+        return hit[1]
+    app = Application.objects.filter(api_key_id=api_key_id, is_active=True).first()
+    with _cache_lock:
+        if app is None:
+            _by_key.pop(api_key_id, None)
+        else:
+            _by_key[api_key_id] = (now, app)
+    return app
+
+
+def accepted_audiences() -> frozenset[str]:
+    """API key ids whose tokens this site accepts (``AUTHDEVICE_ACCEPTED_AUDIENCES``)."""
+    global _audiences
+    configured = app_settings.ACCEPTED_AUDIENCES
+    if configured is not None:
+        return frozenset(configured)
+    now = time.monotonic()
+    if _audiences is not None and now - _audiences[0] < app_settings.APPLICATION_CACHE_SECONDS:
+        return _audiences[1]
+    ids = frozenset(Application.objects.filter(is_active=True).values_list("api_key_id", flat=True))
+    _audiences = (now, ids)
+    return ids
+
+
+def clear_application_cache() -> None:
+    global _audiences
+    with _cache_lock:
+        _by_key.clear()
+        _audiences = None

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from typing import Any
+
+import phonenumbers
+from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ..conf import app_settings
+from ..models import Identifier, UserIdentity
+from .errors import IdentifierTaken, InvalidIdentifier
+
+_email_validator = EmailValidator()
+
+
+def normalise_email(value: str) -> str:
+    """Trim and lower-case an email address; raise InvalidIdentifier if it is not one."""
+    if not isinstance(value, str):
+        raise InvalidIdentifier()
+    email = value.strip().lower()
+    if len(email) > 254:
+        raise InvalidIdentifier()
+    try:
+        _email_validator(email)
+    except ValidationError as exc:
+        raise InvalidIdentifier() from exc
+    return email
+
+
+def normalise_phone(value: str, region: str | None = None) -> str:
+    """A phone number in E.164 (``+14155550123``); raise InvalidIdentifier if invalid."""
+    if not isinstance(value, str) or len(value) > 64:
+        raise InvalidIdentifier()
+    try:
+        number = phonenumbers.parse(value, region or app_settings.DEFAULT_PHONE_REGION)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidIdentifier() from exc
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidIdentifier()
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def guess_kind(value: str) -> str:
+    return Identifier.Kind.EMAIL if "@" in (value or "") else Identifier.Kind.PHONE
+
+
+def normalise_identifier(kind: str, value: str) -> str:
+    if kind == Identifier.Kind.EMAIL:
+        return normalise_email(value)
+    if kind == Identifier.Kind.PHONE:
+        return normalise_phone(value)
+    raise InvalidIdentifier()
+
+
+def identity_for_user(user: Any) -> UserIdentity:
+    """The user's identity row, created on first use."""
+    try:
+        return user.authdevice_identity
+    except UserIdentity.DoesNotExist:
+        pass
+    try:
+        with transaction.atomic():
+            identity = UserIdentity.objects.create(user=user)
+    except IntegrityError:
+        identity = UserIdentity.objects.get(user=user)
+    user.authdevice_identity = identity
+    return identity
+
+
+def add_identifier(
+    user: Any, kind: str, value: str, *, verified: bool = False, primary: bool = True
+) -> Identifier:
+    """Attach an email/phone to a user (normalised). Raises IdentifierTaken if another owns it."""
+    normalised = normalise_identifier(kind, value)
+    identity = identity_for_user(user)
+    existing = Identifier.objects.filter(kind=kind, value=normalised).first()
+    if existing is not None:
+        if existing.identity_id != identity.pk:
+            raise IdentifierTaken()
+        if verified and existing.verified_at is None:
+            existing.verified_at = timezone.now()
+            existing.save(update_fields=["verified_at"])
+        return existing
+    try:
+        with transaction.atomic():
+            return Identifier.objects.create(
+                identity=identity,
+                kind=kind,
+                value=normalised,
+                is_primary=primary and not identity.identifiers.filter(is_primary=True).exists(),
+                verified_at=timezone.now() if verified else None,
+            )
+    except IntegrityError as exc:
+        raise IdentifierTaken() from exc
+
+
+def find_identity(value: str, kind: str | None = None) -> UserIdentity | None:
+    """The identity owning an email/phone (any spelling that normalises the same), or None."""
+    kind = kind or guess_kind(value)
+    try:
+        normalised = normalise_identifier(kind, value)
+    except InvalidIdentifier:
+        return None
+    row = (
+        Identifier.objects.select_related("identity__user")
+        .filter(kind=kind, value=normalised)
+        .first()
+    )
+    return row.identity if row is not None else None
+
+
+def primary_identifier(identity: UserIdentity) -> str:
+    row = identity.identifiers.order_by("-is_primary", "created_at").first()
+    return row.value if row is not None else ""

@@ -1,0 +1,358 @@
+"""Token sets: issue, refresh (rotation with reuse detection), revoke, verify."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from ..adapter import get_adapter
+from ..conf import app_settings
+from ..crypto import jwt as jwtcrypto
+from ..crypto.keyprovider import CachingKeyProvider
+from ..crypto.secrets import constant_time_equals, random_token, sha256_hex
+from ..models import Application, AuthEvent, RefreshToken, UserIdentity
+from ..signals import refresh_token_reused, tokens_issued, tokens_revoked
+from .applications import accepted_audiences
+from .audit import record_event
+from .errors import InvalidGrant, InvalidToken
+from .identities import primary_identifier
+from .keys import keyring
+
+ACCESS_TOKEN_TYPE = "client_access_token"
+ID_TOKEN_TYPE = "client_id_token"
+# RFC 8176 values for the ``amr`` claim, per Cotter auth method.
+AMR = {
+    "OTP": ["otp"],
+    "MAGIC_LINK": ["otp"],
+    "TRUSTED_DEVICE": ["pop", "hwk"],
+    "WEBAUTHN": ["hwk", "user"],
+    "SOCIAL_LOGIN": ["fed"],
+    "PIN": ["pin"],
+    "BIOMETRIC": ["user"],
+    "OPERATOR": ["mca"],
+}
+MAX_REFRESH_TOKEN_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    access_token: str
+    id_token: str
+    refresh_token: str
+    expires_in: int
+    auth_method: str
+    token_type: str = "Bearer"
+
+    def as_cotter(self) -> dict[str, Any]:
+        """Cotter's OAuthToken object."""
+        return {
+            "access_token": self.access_token,
+            "id_token": self.id_token,
+            "refresh_token": self.refresh_token,
+            "expires_in": self.expires_in,
+            "token_type": self.token_type,
+            "auth_method": self.auth_method,
+        }
+
+
+def _sign_pair(
+    *,
+    identity: UserIdentity,
+    application: Application,
+    auth_method: str,
+    auth_time: datetime,
+    identifier: str,
+    scope: str,
+    session: uuid.UUID,
+    now: datetime,
+) -> tuple[str, str, int]:
+    kid, private_key = keyring.signer()
+    iat = int(now.timestamp())
+    access_lifetime = application.access_token_lifetime or int(app_settings.ACCESS_TOKEN_LIFETIME)
+    common = {
+        "iss": app_settings.issuer,
+        "aud": application.api_key_id,
+        "sub": str(identity.public_id),
+        "iat": iat,
+        "nbf": iat,
+        "client_user_id": identity.client_user_id,
+        "identifier": identifier,
+        "authentication_method": auth_method,
+        "amr": AMR.get(auth_method, []),
+    }
+    adapter = get_adapter()
+    access_claims = {
+        **adapter.extra_access_token_claims(
+            identity=identity, application=application, auth_method=auth_method
+        ),
+        **common,
+        "exp": iat + access_lifetime,
+        "jti": str(uuid.uuid4()),
+        "auth_time": int(auth_time.timestamp()),
+        "type": ACCESS_TOKEN_TYPE,
+        "scope": scope,
+        "sid": str(session),
+    }
+    id_claims = {
+        **adapter.extra_id_token_claims(
+            identity=identity, application=application, auth_method=auth_method
+        ),
+        **common,
+        "exp": iat + int(app_settings.ID_TOKEN_LIFETIME),
+        "jti": str(uuid.uuid4()),
+        # Cotter's TypeScript and Dart SDKs type auth_time as a string in ID tokens.
+        "auth_time": str(int(auth_time.timestamp())),
+        "type": ID_TOKEN_TYPE,
+    }
+    access = jwtcrypto.sign(access_claims, private_key, kid, jwtcrypto.ACCESS_TOKEN_TYP)
+    id_token = jwtcrypto.sign(id_claims, private_key, kid, jwtcrypto.ID_TOKEN_TYP)
+    return access, id_token, access_lifetime
+
+
+def issue_token_set(
+    *,
+    identity: UserIdentity,
+    application: Application,
+    auth_method: str,
+    identifier: str | None = None,
+    auth_time: datetime | None = None,
+    scope: str = "access",
+    _parent: RefreshToken | None = None,
+) -> TokenSet:
+    """Issue access, ID and refresh tokens for a user signed in to an application.
+
+    One INSERT (the refresh-token row). The caller records the sign-in ``AuthEvent``.
+    """
+    now = timezone.now()
+    if _parent is not None:
+        family, family_expires_at = _parent.family, _parent.family_expires_at
+        auth_time = _parent.auth_time
+    else:
+        family = uuid.uuid4()
+        family_expires_at = now + timedelta(seconds=app_settings.REFRESH_TOKEN_ABSOLUTE_LIFETIME)
+        auth_time = auth_time or now
+    if identifier is None:
+        identifier = primary_identifier(identity)
+    access, id_token, expires_in = _sign_pair(
+        identity=identity,
+        application=application,
+        auth_method=auth_method,
+        auth_time=auth_time,
+        identifier=identifier,
+        scope=scope,
+        session=family,
+        now=now,
+    )
+    secret = random_token(32)
+    row = RefreshToken.objects.create(
+        secret_hash=sha256_hex(secret),
+        family=family,
+        parent=_parent,
+        application=application,
+        identity=identity,
+        auth_method=auth_method,
+        auth_time=auth_time,
+        identifier=identifier,
+        scope=scope,
+        created_at=now,
+        family_expires_at=family_expires_at,
+    )
+    tokens_issued.send(
+        sender=RefreshToken,
+        identity=identity,
+        application=application,
+        refresh_token=row,
+        auth_method=auth_method,
+    )
+    return TokenSet(
+        access_token=access,
+        id_token=id_token,
+        refresh_token=f"{row.pk}:{secret}",
+        expires_in=expires_in,
+        auth_method=auth_method,
+    )
+
+
+def _parse_refresh_token(raw: object) -> tuple[int, str] | None:
+    if not isinstance(raw, str) or len(raw) > MAX_REFRESH_TOKEN_LENGTH:
+        return None
+    pk, sep, secret = raw.partition(":")
+    if not sep or not secret or not pk.isdigit() or not pk.isascii() or len(pk) > 16:
+        return None
+    return int(pk), secret
+
+
+def _revoke_families(families: list[uuid.UUID], reason: str) -> int:
+    count = RefreshToken.objects.filter(family__in=families, revoked_at__isnull=True).update(
+        revoked_at=timezone.now(), revoke_reason=reason[:40]
+    )
+    tokens_revoked.send(sender=RefreshToken, families=families, reason=reason)
+    return count
+
+
+def refresh_token_set(
+    raw_token: object, *, api_key_id: str, request: HttpRequest | None = None
+) -> TokenSet:
+    """Rotate a refresh token: the presented token is spent, a child is issued.
+
+    Presenting a spent token again (theft, or a lost race) revokes its whole family.
+    """
+    parsed = _parse_refresh_token(raw_token)
+    if parsed is None:
+        raise InvalidGrant()
+    pk, secret = parsed
+    with transaction.atomic():
+        row = (
+            RefreshToken.objects.select_related("application", "identity__user")
+            .filter(pk=pk)
+            .first()
+        )
+        if row is None or not constant_time_equals(sha256_hex(secret), row.secret_hash):
+            raise InvalidGrant()
+        application = row.application
+        if application.api_key_id != api_key_id or not application.is_active:
+            raise InvalidGrant()
+        now = timezone.now()
+        if row.revoked_at is not None:
+            raise InvalidGrant()
+        if row.used_at is None:
+            idle_deadline = row.created_at + timedelta(
+                seconds=app_settings.REFRESH_TOKEN_IDLE_LIFETIME
+            )
+            if now >= row.family_expires_at or now >= idle_deadline:
+                raise InvalidGrant()
+            if not row.identity.user.is_active:
+                raise InvalidGrant()
+            # Conditional UPDATE: of concurrent refreshes of one token exactly one wins.
+            won = RefreshToken.objects.filter(
+                pk=row.pk, used_at__isnull=True, revoked_at__isnull=True
+            ).update(used_at=now)
+            if won:
+                return issue_token_set(
+                    identity=row.identity,
+                    application=application,
+                    auth_method=row.auth_method,
+                    identifier=row.identifier,
+                    scope=row.scope,
+                    _parent=row,
+                )
+        _revoke_families([row.family], "reuse")
+        record_event(
+            event=AuthEvent.Kind.REFRESH_TOKEN_REUSED,
+            state=AuthEvent.State.REJECTED,
+            user=row.identity.user,
+            application=application,
+            method=row.auth_method,
+            request=request,
+            details={"family": str(row.family), "refresh_token_id": row.pk},
+        )
+        refresh_token_reused.send(sender=RefreshToken, refresh_token=row, family=row.family)
+    # Outside the atomic block: the family revocation above is committed.
+    raise InvalidGrant()
+
+
+def revoke_token(raw_token: object, *, api_key_id: str, request: HttpRequest | None = None) -> bool:
+    """RFC 7009 revocation of a refresh token or an access token (revokes its family).
+
+    Returns whether anything was revoked; callers answer 200 either way (no oracle).
+    """
+    family: uuid.UUID | None = None
+    row: RefreshToken | None = None
+    parsed = _parse_refresh_token(raw_token)
+    if parsed is not None:
+        pk, secret = parsed
+        row = (
+            RefreshToken.objects.select_related("application", "identity__user")
+            .filter(pk=pk)
+            .first()
+        )
+        if (
+            row is None
+            or not constant_time_equals(sha256_hex(secret), row.secret_hash)
+            or row.application.api_key_id != api_key_id
+        ):
+            return False
+        family = row.family
+    else:
+        try:
+            claims = verify_access_token(raw_token, audiences=[api_key_id])
+        except InvalidToken:
+            return False
+        try:
+            family = uuid.UUID(str(claims.get("sid")))
+        except ValueError:
+            return False
+        row = (
+            RefreshToken.objects.select_related("application", "identity__user")
+            .filter(family=family, application__api_key_id=api_key_id)
+            .first()
+        )
+        if row is None:
+            return False
+    with transaction.atomic():
+        count = _revoke_families([family], "revoked")
+        if count:
+            record_event(
+                event=AuthEvent.Kind.TOKENS_REVOKED,
+                state=AuthEvent.State.APPROVED,
+                user=row.identity.user,
+                application=row.application,
+                method=row.auth_method,
+                request=request,
+                details={"family": str(family)},
+            )
+    return bool(count)
+
+
+def revoke_user_tokens(identity: UserIdentity, *, reason: str) -> int:
+    """Revoke every refresh-token family of a user (sign out everywhere)."""
+    families = list(
+        RefreshToken.objects.filter(identity=identity, revoked_at__isnull=True)
+        .values_list("family", flat=True)
+        .distinct()
+    )
+    return _revoke_families(families, reason) if families else 0
+
+
+_provider: CachingKeyProvider | None = None
+_provider_path: str | None = None
+
+
+def key_provider() -> CachingKeyProvider:
+    """The configured verification key provider (one per process)."""
+    global _provider, _provider_path
+    path = app_settings.KEY_PROVIDER
+    if _provider is None or _provider_path != path:
+        _provider = import_string(path)()
+        _provider_path = path
+    return _provider
+
+
+def verify_access_token(token: object, *, audiences: list[str] | None = None) -> dict[str, Any]:
+    """Verify an access token and return its claims; raise :class:`InvalidToken`.
+
+    No database query on this path once keys and audiences are cached. Use this from
+    non-DRF code; DRF views use ``authdevice.api.authentication.AccessTokenAuthentication``.
+    """
+    try:
+        claims = jwtcrypto.verify(
+            token,
+            get_key=key_provider().get,
+            audiences=audiences if audiences is not None else accepted_audiences(),
+            issuer=app_settings.issuer,
+            leeway=app_settings.leeway,
+            typ=jwtcrypto.ACCESS_TOKEN_TYP,
+            max_length=app_settings.MAX_TOKEN_LENGTH,
+        )
+    except jwtcrypto.TokenError as exc:
+        raise InvalidToken() from exc
+    if claims.get("type") != ACCESS_TOKEN_TYPE:
+        raise InvalidToken()
+    return claims

@@ -1,0 +1,18 @@
+"""authdevice's models. Import them from here: ``from authdevice.models import Application``."""
+
+from __future__ import annotations
+
+from .applications import Application
+from .events import AuthEvent
+from .identities import Identifier, UserIdentity
+from .keys import SigningKey
+from .tokens import RefreshToken
+
+__all__ = [
+    "Application",
+    "AuthEvent",
+    "Identifier",
+    "RefreshToken",
+    "SigningKey",
+    "UserIdentity",
+]

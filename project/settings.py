@@ -1,0 +1,196 @@
+"""Settings of the example site. Everything comes from the environment, with safe defaults
+for local development (``make run``). See README "Configuration"."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.management.utils import get_random_secret_key
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DEBUG", False)
+
+
+def _secret_key() -> str:
+    value = os.environ.get("SECRET_KEY")
+    if value:
+        return value
+    # Development only: a random key kept in a git-ignored file so signing keys stay readable.
+    path = BASE_DIR / ".secret_key"
+    if not path.exists():
+        path.write_text(get_random_secret_key() + get_random_secret_key())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
+
+INSTALLED_APPS = [
+    # authdevice first: its runserver keeps the API_KEY_ID header.
+    "authdevice",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_otp",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "project.urls"
+WSGI_APPLICATION = "project.wsgi.application"
+ASGI_APPLICATION = "project.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# SQLite by default (WAL, synchronous=NORMAL, IMMEDIATE transactions: no "database is
+# locked" on lock upgrades); DATABASE_URL=postgres://... for PostgreSQL.
+DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["CONN_MAX_AGE"] = None
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
+        "transaction_mode": "IMMEDIATE",
+    }
+    DATABASES["default"]["TEST"] = (
+        {"NAME": os.environ.get("SQLITE_TEST_NAME")} if os.environ.get("SQLITE_TEST_NAME") else {}
+    )
+
+AUTH_USER_MODEL = os.environ.get("AUTH_USER_MODEL", "auth.User")
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+# Redis: shared cache (rate limits, replay caches) and Celery broker. Unset: local memory
+# cache and Celery in eager mode (tasks run in the web process, after commit).
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL or "memory://")
+CELERY_TASK_ALWAYS_EAGER = not (os.environ.get("CELERY_BROKER_URL") or REDIS_URL)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "authdevice <no-reply@localhost>")
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["authdevice.api.authentication.AccessTokenAuthentication"],
+    "UNAUTHENTICATED_USER": None,
+}
+
+# Security headers. HTTPS-only settings switch on with SECURE_SSL=1 (behind TLS).
+SECURE_SSL = env_bool("SECURE_SSL", False)
+SECURE_SSL_REDIRECT = SECURE_SSL
+SESSION_COOKIE_SECURE = SECURE_SSL
+CSRF_COOKIE_SECURE = SECURE_SSL
+SECURE_HSTS_SECONDS = 31536000 if SECURE_SSL else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_SSL
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY", False) else None
+)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+# authdevice: every AUTHDEVICE_* variable in the environment becomes a setting.
+AUTHDEVICE_ISSUER = os.environ.get("AUTHDEVICE_ISSUER", "http://127.0.0.1:8000")
+AUTHDEVICE_TRUSTED_PROXIES = tuple(env_list("AUTHDEVICE_TRUSTED_PROXIES"))
+_INT_SETTINGS = (
+    "ACCESS_TOKEN_LIFETIME",
+    "ID_TOKEN_LIFETIME",
+    "REFRESH_TOKEN_IDLE_LIFETIME",
+    "REFRESH_TOKEN_ABSOLUTE_LIFETIME",
+    "LEEWAY",
+    "KEY_CACHE_SECONDS",
+    "KEY_MIN_REFRESH_INTERVAL",
+    "KEY_PUBLISH_DELAY",
+    "JWKS_MAX_AGE",
+    "KEY_ROTATION_DAYS",
+    "APPLICATION_CACHE_SECONDS",
+)
+for _name in _INT_SETTINGS:
+    if os.environ.get(f"AUTHDEVICE_{_name}"):
+        globals()[f"AUTHDEVICE_{_name}"] = int(os.environ[f"AUTHDEVICE_{_name}"])
+for _name in (
+    "KEY_PROVIDER",
+    "JWKS_URL",
+    "KEY_ENCRYPTION_SECRET",
+    "ADAPTER",
+    "DEFAULT_PHONE_REGION",
+):
+    if os.environ.get(f"AUTHDEVICE_{_name}"):
+        globals()[f"AUTHDEVICE_{_name}"] = os.environ[f"AUTHDEVICE_{_name}"]
+if os.environ.get("AUTHDEVICE_ACCEPTED_AUDIENCES"):
+    AUTHDEVICE_ACCEPTED_AUDIENCES = env_list("AUTHDEVICE_ACCEPTED_AUDIENCES")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        "authdevice": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")}
+    },
+}
