@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_otp",
+    *env_list("EXTRA_INSTALLED_APPS"),
 ]
 
 MIDDLEWARE = [
@@ -111,6 +112,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Serve straight from the finders in development and tests (no collectstatic needed).
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
 
 # Redis: shared cache (rate limits, replay caches) and Celery broker. Unset: local memory
 # cache and Celery in eager mode (tasks run in the web process, after commit).

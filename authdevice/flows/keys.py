@@ -119,6 +119,11 @@ class KeyRing:
         """The public JWKS; the key signing now comes first (Cotter's Python SDK uses keys[0])."""
         now = timezone.now()
         entries = [e for e in self.entries() if e.published_at(now)]
+        if self._current(now, entries) is None:
+            # Never serve an empty or signer-less key set: create the first key now.
+            self.signer()
+            now = timezone.now()
+            entries = [e for e in self.entries() if e.published_at(now)]
         current = self._current(now, entries)
         ordered = ([current] if current else []) + [e for e in entries if e is not current]
         return {
@@ -158,18 +163,23 @@ def _create_key(generation: int, not_before: datetime) -> SigningKey:
 
 
 def ensure_signing_key() -> None:
-    """Create the first key if the table is empty (safe when several processes race)."""
-    if SigningKey.objects.filter(revoked_at__isnull=True).exists():
-        now = timezone.now()
-        usable = SigningKey.objects.filter(revoked_at__isnull=True, not_before__lte=now).exclude(
-            retired_at__lte=now
-        )
-        if usable.exists():
-            return
+    """Create a signing key if none can sign now (first start, or all revoked).
+
+    Safe when several processes race: each inserts the generation after the one it saw,
+    so at most one insert succeeds (``generation`` is unique) and the others give way.
+    """
+    # Read the generation before checking for a usable key: a key committed in between
+    # then shows up in the check, never as a stale ``seen`` that would allow a second key.
+    seen = SigningKey.objects.aggregate(m=Max("generation"))["m"] or 0
+    now = timezone.now()
+    usable = SigningKey.objects.filter(revoked_at__isnull=True, not_before__lte=now).exclude(
+        retired_at__lte=now
+    )
+    if usable.exists():
+        return
     try:
         with transaction.atomic():
-            top = SigningKey.objects.aggregate(m=Max("generation"))["m"] or 0
-            key = _create_key(top + 1, timezone.now())
+            key = _create_key(seen + 1, timezone.now())
             record_event(
                 event=AuthEvent.Kind.KEY_ROTATED,
                 state=AuthEvent.State.APPROVED,
