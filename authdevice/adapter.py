@@ -17,6 +17,37 @@ if TYPE_CHECKING:
 class DefaultAdapter:
     """Default behaviour. Every method is a public hook."""
 
+    def is_signup_allowed(self, kind: str, value: str) -> bool:
+        """Whether a first sign-in with an unknown identifier may create a user."""
+        return bool(app_settings.ALLOW_SIGNUP)
+
+    def create_user(self, kind: str, value: str) -> Any:
+        """Create the Django user for a first sign-in with ``value`` (normalised email or
+        E.164 phone). The default fills ``USERNAME_FIELD`` (and ``email`` for emails) and
+        sets an unusable password. Runs inside the sign-in transaction."""
+        from django.contrib.auth import get_user_model
+        from django.db import IntegrityError, transaction
+
+        from .crypto.secrets import random_token
+
+        user_model = get_user_model()
+        field_names = {f.name for f in user_model._meta.get_fields()}
+        fields: dict[str, Any] = {}
+        if kind == "EMAIL" and "email" in field_names:
+            fields["email"] = value
+        username_field = user_model.USERNAME_FIELD
+        for candidate in (value, f"{value[:120]}-{random_token(6)}"):
+            fields[username_field] = candidate
+            user = user_model(**fields)
+            user.set_unusable_password()
+            try:
+                with transaction.atomic():
+                    user.save()
+                return user
+            except IntegrityError:
+                continue
+        raise RuntimeError("could not create a user")
+
     def extra_access_token_claims(
         self, *, identity: UserIdentity, application: Application, auth_method: str
     ) -> dict[str, Any]:

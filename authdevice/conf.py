@@ -62,11 +62,54 @@ class Defaults:
     MAX_TOKEN_LENGTH: int = 8192
     #: Dotted path of the adapter (hooks for user creation and claims).
     ADAPTER: str = "authdevice.adapter.DefaultAdapter"
+    #: Public base URL used to build links in messages (magic links). Never taken from the
+    #: request's Host header. Defaults to ``ISSUER``.
+    BASE_URL: str | None = None
+    #: Lifetime of a sign-in challenge (its code and magic link), seconds. At most 600.
+    CHALLENGE_LIFETIME: int = 300
+    #: Wrong codes accepted per challenge before it dies.
+    CODE_MAX_ATTEMPTS: int = 5
+    #: Resends per challenge (each replaces the code and link).
+    CODE_MAX_RESENDS: int = 3
+    #: Consecutive wrong codes per identifier (across challenges and resends) before
+    #: verification for that identifier is throttled; a success resets it.
+    IDENTIFIER_FAILURE_LIMIT: int = 20
+    #: Throttle duration once IDENTIFIER_FAILURE_LIMIT is hit, and the counter's window.
+    IDENTIFIER_FAILURE_WINDOW: int = 3600
+    #: Code/link sends allowed per client IP within SEND_WINDOW (Cotter: 10 per 5 min).
+    SEND_LIMIT_PER_IP: int = 10
+    #: Code/link sends allowed per identifier within SEND_WINDOW (Cotter: 5 per 5 min).
+    SEND_LIMIT_PER_IDENTIFIER: int = 5
+    #: Window of the send limits, seconds.
+    SEND_WINDOW: int = 300
+    #: Cache alias used for rate limits (must be shared by all processes: Redis in production).
+    RATELIMIT_CACHE: str = "default"
+    #: Delivery backends per channel (dotted paths); a channel mapped to None is offered
+    #: nowhere. Email goes through Django's mail framework by default.
+    CHANNELS: dict[str, str | None] | None = None
+    #: Lifetime of the authorization code handed to a mobile app or CLI, seconds (<= 300).
+    AUTHORIZATION_CODE_LIFETIME: int = 300
+    #: Create a user on the first sign-in with an unknown email/phone.
+    ALLOW_SIGNUP: bool = True
+    #: Directory of ``authdevice.channels.file.FileBackend`` (one JSON file per message).
+    FILE_CHANNEL_DIR: str | None = None
+    #: Twilio-compatible SMS/WhatsApp provider (``authdevice.channels.twilio.TwilioBackend``).
+    TWILIO_ACCOUNT_SID: str | None = None
+    TWILIO_AUTH_TOKEN: str | None = None
+    TWILIO_FROM_NUMBER: str | None = None
+    TWILIO_WHATSAPP_FROM: str | None = None
+    TWILIO_API_BASE: str = "https://api.twilio.com"
     #: Reverse proxies (CIDRs) whose ``X-Forwarded-For`` is believed for the client IP.
     TRUSTED_PROXIES: tuple[str, ...] = ()
     #: Default region for phone numbers written without ``+country`` (e.g. ``"US"``).
     DEFAULT_PHONE_REGION: str | None = None
 
+
+DEFAULT_CHANNELS: dict[str, str | None] = {
+    "EMAIL": "authdevice.channels.email.EmailBackend",
+    "SMS": "authdevice.channels.console.ConsoleBackend",
+    "WHATSAPP": None,
+}
 
 _DEFAULTS = Defaults()
 _NAMES = {f.name for f in fields(Defaults)}
@@ -93,6 +136,25 @@ class AppSettings:
     @property
     def leeway(self) -> int:
         return max(0, min(int(self.LEEWAY), 60))
+
+    @property
+    def base_url(self) -> str:
+        return (self.BASE_URL or self.issuer).rstrip("/")
+
+    @property
+    def channels(self) -> dict[str, str | None]:
+        configured = self.CHANNELS
+        if configured is None:
+            return dict(DEFAULT_CHANNELS)
+        return {**{k: None for k in DEFAULT_CHANNELS}, **configured}
+
+    @property
+    def challenge_lifetime(self) -> int:
+        return max(30, min(int(self.CHALLENGE_LIFETIME), 600))
+
+    @property
+    def authorization_code_lifetime(self) -> int:
+        return max(10, min(int(self.AUTHORIZATION_CODE_LIFETIME), 300))
 
     @property
     def max_jwt_lifetime(self) -> int:

@@ -15,6 +15,10 @@ app.conf.beat_schedule = {
         "task": "authdevice.rotate_signing_key_if_due",
         "schedule": crontab(minute=17),
     },
+    "authdevice-purge-old-challenges": {
+        "task": "authdevice.purge_old_challenges",
+        "schedule": crontab(minute=51, hour=3),
+    },
     "authdevice-purge-refresh-tokens": {
         "task": "authdevice.purge_expired_refresh_tokens",
         "schedule": crontab(minute=43, hour=3),

@@ -132,7 +132,17 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A broker outage must answer the sign-in request quickly with a clear error.
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 2}
 
+# Codes and links: email through Django mail, SMS printed to the console unless a provider
+# is configured (AUTHDEVICE_SMS_BACKEND=authdevice.channels.twilio.TwilioBackend + TWILIO_*).
+AUTHDEVICE_CHANNELS = {
+    "EMAIL": "authdevice.channels.email.EmailBackend",
+    "SMS": os.environ.get("AUTHDEVICE_SMS_BACKEND", "authdevice.channels.console.ConsoleBackend"),
+    "WHATSAPP": os.environ.get("AUTHDEVICE_WHATSAPP_BACKEND") or None,
+}
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "authdevice <no-reply@localhost>")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from ..conf import app_settings
 from ..flows.keys import keyring
@@ -14,7 +14,13 @@ from ..flows.keys import keyring
 def jwks_view(request: HttpRequest) -> HttpResponse:
     """Public members only; cacheable (``max-age`` + ETag) and readable cross-origin."""
     if request.method not in ("GET", "HEAD", "OPTIONS"):
-        return HttpResponseNotAllowed(["GET", "HEAD", "OPTIONS"])
+        # Cotter's error shape, like every other /api/v0 error.
+        response = JsonResponse(
+            {"msg": f'Method "{request.method}" not allowed.', "type": "method_not_allowed"},
+            status=405,
+        )
+        response["Allow"] = "GET, HEAD, OPTIONS"
+        return response
     body = json.dumps(keyring.jwks(), separators=(",", ":")).encode()
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     if request.method == "OPTIONS":

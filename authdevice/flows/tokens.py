@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.dispatch import receiver
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -18,7 +19,12 @@ from ..crypto import jwt as jwtcrypto
 from ..crypto.keyprovider import CachingKeyProvider
 from ..crypto.secrets import constant_time_equals, random_token, sha256_hex
 from ..models import Application, AuthEvent, RefreshToken, UserIdentity
-from ..signals import refresh_token_reused, tokens_issued, tokens_revoked
+from ..signals import (
+    auth_event_recorded,
+    refresh_token_reused,
+    tokens_issued,
+    tokens_revoked,
+)
 from .applications import accepted_audiences
 from .audit import record_event
 from .errors import InvalidGrant, InvalidToken
@@ -49,6 +55,8 @@ class TokenSet:
     expires_in: int
     auth_method: str
     token_type: str = "Bearer"
+    #: The refresh-token family (the ``sid`` claim); not part of the wire format.
+    family: uuid.UUID | None = None
 
     def as_cotter(self) -> dict[str, Any]:
         """Cotter's OAuthToken object."""
@@ -177,6 +185,7 @@ def issue_token_set(
         refresh_token=f"{row.pk}:{secret}",
         expires_in=expires_in,
         auth_method=auth_method,
+        family=family,
     )
 
 
@@ -333,6 +342,20 @@ def key_provider() -> CachingKeyProvider:
         _provider = import_string(path)()
         _provider_path = path
     return _provider
+
+
+def _forget_verification_keys() -> None:
+    if _provider is not None:
+        _provider.reset()
+
+
+@receiver(auth_event_recorded, dispatch_uid="authdevice.flows.tokens.key_change")
+def _on_key_change(sender: object, event: AuthEvent, **kwargs: Any) -> None:
+    """A key was created, rotated or revoked here: this process's verifier re-reads the
+    keys after the commit, instead of refusing the new ``kid`` (or still trusting a revoked
+    one) until its cache expires."""
+    if event.event in (AuthEvent.Kind.KEY_ROTATED, AuthEvent.Kind.KEY_REVOKED):
+        transaction.on_commit(_forget_verification_keys)
 
 
 def verify_access_token(token: object, *, audiences: list[str] | None = None) -> dict[str, Any]:

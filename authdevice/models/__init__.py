@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from .applications import Application
+from .challenges import AuthorizationCode, Challenge, Channel
+from .devices import IdentifierDevice
 from .events import AuthEvent
 from .identities import Identifier, UserIdentity
 from .keys import SigningKey
@@ -11,6 +13,10 @@ from .tokens import RefreshToken
 __all__ = [
     "Application",
     "AuthEvent",
+    "AuthorizationCode",
+    "Challenge",
+    "Channel",
+    "IdentifierDevice",
     "Identifier",
     "RefreshToken",
     "SigningKey",

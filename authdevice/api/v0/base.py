@@ -56,6 +56,16 @@ def cotter_exception_handler(exc: Exception, context: dict[str, Any]) -> Respons
     return None
 
 
+class JSONObjectParser(JSONParser):
+    """DRF's JSON parser, also turning absurdly nested input into a 400 (not a 500)."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError as exc:
+            raise exceptions.ParseError(_("JSON parse error - nested too deeply.")) from exc
+
+
 class CotterAPIView(APIView):
     """Base view for /api/v0: identified by the API_KEY_ID header, JSON in and out.
 
@@ -66,7 +76,7 @@ class CotterAPIView(APIView):
     authentication_classes: list[type] = []
     permission_classes: list[type] = []
     renderer_classes = [JSONRenderer]
-    parser_classes = [JSONParser, FormParser]
+    parser_classes = [JSONObjectParser, FormParser]
 
     def get_exception_handler(self):  # type: ignore[override]
         return cotter_exception_handler
@@ -75,7 +85,11 @@ class CotterAPIView(APIView):
         header_key = request.META.get(API_KEY_HEADER)
         if path_key is not None and header_key is not None and header_key != path_key:
             raise InvalidApplication(_("API_KEY_ID header and URL disagree."))
-        app = get_application(path_key if path_key is not None else header_key)
+        key = path_key if path_key is not None else header_key
+        if isinstance(key, str) and not key.isprintable():
+            # NUL and other control characters: never a key, and PostgreSQL refuses NUL.
+            raise InvalidApplication(_("Unknown or inactive API key (header API_KEY_ID)."))
+        app = get_application(key)
         if app is None:
             raise InvalidApplication(_("Unknown or inactive API key (header API_KEY_ID)."))
         return app

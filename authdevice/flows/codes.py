@@ -1,0 +1,446 @@
+"""Sign in with an email address or phone number: one-time codes and magic links.
+
+One set of flows for every door (pages, the hosted ``/app`` page, the JSON API):
+``start_challenge`` -> the code/link is sent by a Celery task after commit ->
+``verify_code`` or ``verify_link`` -> :class:`SignedIn`, which the door turns into a
+session, an authorization code or a token set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.core.cache import caches
+from kombu.exceptions import OperationalError
+from django.db import transaction
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from ..adapter import get_adapter
+from ..conf import app_settings
+from ..crypto.seal import seal
+from ..crypto.secrets import constant_time_equals, random_token, server_hmac_hex, sha256_hex
+from ..http import client_ip, user_agent
+from ..models import (
+    Application,
+    AuthEvent,
+    Challenge,
+    Channel,
+    Identifier,
+    IdentifierDevice,
+    UserIdentity,
+)
+from . import ratelimit
+from .audit import record_event
+from .errors import FlowError, InvalidIdentifier
+from .identities import add_identifier, guess_kind, normalise_identifier
+
+CODE_DIGITS = 6
+_CHANNELS_FOR_KIND = {
+    Identifier.Kind.EMAIL: [Channel.EMAIL],
+    Identifier.Kind.PHONE: [Channel.SMS, Channel.WHATSAPP],
+}
+
+
+class InvalidCode(FlowError):
+    """That code is not valid or has expired. Request a new one."""
+
+    code = "invalid_code"
+
+
+class ChallengeNotFound(FlowError):
+    """This sign-in request is not valid or has expired. Please start again."""
+
+    code = "invalid_challenge"
+
+
+class ConfirmationRequired(FlowError):
+    """This link was opened in another browser: confirm the account to continue."""
+
+    code = "confirmation_required"
+    status = 409
+
+
+class ChannelUnavailable(FlowError):
+    """That delivery method is not available."""
+
+    code = "channel_unavailable"
+
+
+class DeliveryUnavailable(FlowError):
+    """We cannot send messages right now. Please try again in a minute."""
+
+    code = "delivery_unavailable"
+    status = 503
+
+
+class SignupClosed(FlowError):
+    """There is no account for this address."""
+
+    code = "signup_closed"
+    status = 403
+
+
+class AccountDisabled(FlowError):
+    """This account is disabled."""
+
+    code = "account_disabled"
+    status = 403
+
+
+@dataclass(frozen=True)
+class StartedChallenge:
+    challenge: Challenge
+    #: The secret that proves "the same browser/client that asked"; keep it client-side
+    #: (the session, or the API response) and present it when verifying.
+    binding: str
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    identity: UserIdentity
+    identifier: Identifier
+    device: IdentifierDevice
+    challenge: Challenge
+    auth_method: str
+    created: bool
+    event: AuthEvent
+
+    @property
+    def user(self) -> Any:
+        return self.identity.user
+
+
+def available_channels(kind: str) -> list[str]:
+    configured = app_settings.channels
+    return [c for c in _CHANNELS_FOR_KIND.get(kind, []) if configured.get(c)]
+
+
+def link_url(token: str) -> str:
+    """Absolute magic-link URL, built from AUTHDEVICE_BASE_URL (never from the Host header)."""
+    return app_settings.base_url + reverse("authdevice_web:link", args=[token])
+
+
+def _new_code() -> str:
+    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
+def _code_hash(code: str, challenge: Challenge) -> str:
+    # Bound to the challenge and purpose: a code never verifies anything else.
+    return server_hmac_hex(f"{challenge.pk}:{challenge.purpose}:{code}", "code")
+
+
+def _arm(challenge: Challenge, method: str) -> dict[str, str]:
+    """Give the challenge a fresh code (and link); return the plaintext to send."""
+    code = _new_code()
+    link = random_token(32) if method == Challenge.Method.MAGIC_LINK else ""
+    challenge.code_hash = _code_hash(code, challenge)
+    challenge.link_hash = sha256_hex(link) if link else ""
+    return {"code": code, "link": link}
+
+
+def _enqueue(challenge: Challenge, secrets_: dict[str, str]) -> None:
+    from ..tasks import send_challenge
+
+    sealed = seal(secrets_, f"challenge:{challenge.pk}:{challenge.version}")
+    send_challenge.delay(challenge.pk, challenge.version, sealed)
+
+
+def _send_after_commit(challenge: Challenge, secrets_: dict[str, str]) -> None:
+    """Enqueue the send when the transaction commits; if the broker is down, kill the
+    challenge and tell the caller at once (rollback sends nothing)."""
+
+    def enqueue() -> None:
+        try:
+            _enqueue(challenge, secrets_)
+        except (OperationalError, OSError) as exc:  # broker unreachable
+            Challenge.objects.filter(pk=challenge.pk, version=challenge.version).update(
+                state=Challenge.State.DEAD
+            )
+            raise DeliveryUnavailable() from exc
+
+    transaction.on_commit(enqueue, robust=False)
+
+
+def _check_send_limits(identifier: str, request: HttpRequest | None) -> None:
+    per_ip, per_identifier = ratelimit.send_limits()
+    ip = client_ip(request) if request is not None else None
+    if ip:
+        ratelimit.hit(per_ip, ip)
+    ratelimit.hit(per_identifier, identifier)
+
+
+def start_challenge(
+    *,
+    identifier: str,
+    kind: str | None = None,
+    channel: str | None = None,
+    method: str = Challenge.Method.OTP,
+    application: Application | None = None,
+    request: HttpRequest | None = None,
+    purpose: str = "login",
+) -> StartedChallenge:
+    """Send a code (and a magic link if ``method`` is MAGIC_LINK) to an email or phone.
+
+    Known and unknown identifiers take exactly the same path: nothing here looks up users.
+    """
+    if not isinstance(identifier, str) or not identifier.strip():
+        raise InvalidIdentifier()
+    kind = kind or guess_kind(identifier)
+    if kind not in _CHANNELS_FOR_KIND:
+        raise InvalidIdentifier()
+    value = normalise_identifier(kind, identifier)
+    channels = available_channels(kind)
+    channel = channel or (channels[0] if channels else None)
+    if channel not in channels:
+        raise ChannelUnavailable()
+    if method not in Challenge.Method.values:
+        raise FlowError(_("Unknown sign-in method."))
+    _check_send_limits(value, request)
+    binding = random_token(32)
+    now = timezone.now()
+    with transaction.atomic():
+        challenge = Challenge(
+            application=application,
+            kind=kind,
+            identifier=value,
+            channel=channel,
+            purpose=purpose,
+            method=method,
+            binding_hash=sha256_hex(binding),
+            ip=client_ip(request) if request is not None else None,
+            user_agent=user_agent(request) if request is not None else "",
+            created_at=now,
+            expires_at=now + timedelta(seconds=app_settings.challenge_lifetime),
+        )
+        plaintext = _arm(challenge, method)
+        challenge.save(force_insert=True)
+        _send_after_commit(challenge, plaintext)
+    return StartedChallenge(challenge=challenge, binding=binding)
+
+
+def _bound_challenge(challenge_id: object, binding: object, *, lock: bool) -> Challenge:
+    try:
+        pk = int(challenge_id)  # type: ignore[call-overload]
+    except (TypeError, ValueError) as exc:
+        raise ChallengeNotFound() from exc
+    qs = Challenge.objects.select_for_update() if lock else Challenge.objects
+    challenge = qs.filter(pk=pk).first()
+    if (
+        challenge is None
+        or not isinstance(binding, str)
+        or not constant_time_equals(sha256_hex(binding), challenge.binding_hash)
+    ):
+        raise ChallengeNotFound()
+    return challenge
+
+
+def resend_challenge(
+    *, challenge_id: object, binding: object, request: HttpRequest | None = None
+) -> StartedChallenge:
+    """Replace the code (and link) of a pending challenge and send it again."""
+    with transaction.atomic():
+        challenge = _bound_challenge(challenge_id, binding, lock=True)
+        if challenge.state != Challenge.State.PENDING:
+            raise ChallengeNotFound()
+        if challenge.resends >= int(app_settings.CODE_MAX_RESENDS):
+            raise ratelimit.RateLimited(
+                int((challenge.expires_at - timezone.now()).total_seconds()),
+                str(_("You have asked for too many codes. Please start again.")),
+            )
+        _check_send_limits(challenge.identifier, request)
+        now = timezone.now()
+        challenge.version += 1
+        challenge.resends += 1
+        challenge.attempts = 0  # per-code tries; the per-identifier count is not reset
+        challenge.expires_at = now + timedelta(seconds=app_settings.challenge_lifetime)
+        plaintext = _arm(challenge, challenge.method)
+        challenge.save(
+            update_fields=["version", "resends", "attempts", "expires_at", "code_hash", "link_hash"]
+        )
+        _send_after_commit(challenge, plaintext)
+    return StartedChallenge(challenge=challenge, binding=str(binding))
+
+
+# -- the per-identifier failure count (NIST 800-63B 3.2.2): across codes and resends --
+
+
+def _failure_key(identifier: str) -> str:
+    return "authdevice:fail:" + hashlib.sha256(identifier.encode()).hexdigest()[:32]
+
+
+def _failures(identifier: str) -> int:
+    try:
+        return int(caches[app_settings.RATELIMIT_CACHE].get(_failure_key(identifier)) or 0)
+    except Exception as exc:  # noqa: BLE001 - fail closed
+        raise ratelimit.RateLimitUnavailable() from exc
+
+
+def _count_failure(identifier: str) -> None:
+    cache = caches[app_settings.RATELIMIT_CACHE]
+    key = _failure_key(identifier)
+    try:
+        if not cache.add(key, 1, timeout=int(app_settings.IDENTIFIER_FAILURE_WINDOW)):
+            cache.incr(key)
+    except ValueError:
+        cache.set(key, 1, timeout=int(app_settings.IDENTIFIER_FAILURE_WINDOW))
+    except Exception as exc:  # noqa: BLE001
+        raise ratelimit.RateLimitUnavailable() from exc
+
+
+def _clear_failures(identifier: str) -> None:
+    try:
+        caches[app_settings.RATELIMIT_CACHE].delete(_failure_key(identifier))
+    except Exception:  # noqa: BLE001, S110 - a stale counter only delays the user
+        pass
+
+
+def _complete(challenge: Challenge, auth_method: str, request: HttpRequest | None) -> SignedIn:
+    """The identifier is proven: find or create the user, mark everything, audit."""
+    now = timezone.now()
+    row = (
+        Identifier.objects.select_related("identity__user")
+        .filter(kind=challenge.kind, value=challenge.identifier)
+        .first()
+    )
+    created = False
+    adapter = get_adapter()
+    if row is None:
+        if not adapter.is_signup_allowed(challenge.kind, challenge.identifier):
+            raise SignupClosed()
+        user = adapter.create_user(challenge.kind, challenge.identifier)
+        row = add_identifier(user, challenge.kind, challenge.identifier, verified=True)
+        created = True
+    elif row.verified_at is None:
+        row.verified_at = now
+        row.save(update_fields=["verified_at"])
+    identity = row.identity
+    user = identity.user
+    if not user.is_active:
+        raise AccountDisabled()
+    won = Challenge.objects.filter(pk=challenge.pk, state=Challenge.State.PENDING).update(
+        state=Challenge.State.VERIFIED, verified_at=now, identity=identity
+    )
+    if not won:
+        raise InvalidCode()
+    device, _ = IdentifierDevice.objects.get_or_create(
+        identifier=row, defaults={"user": user, "name": row.value[:64], "confirmed": True}
+    )
+    event = record_event(
+        event=AuthEvent.Kind.LOGIN,
+        state=AuthEvent.State.APPROVED,
+        user=user,
+        application=challenge.application,
+        method=auth_method,
+        request=request,
+        details={"challenge_id": challenge.pk, "channel": challenge.channel, "new_user": created},
+    )
+    _clear_failures(challenge.identifier)
+    return SignedIn(
+        identity=identity,
+        identifier=row,
+        device=device,
+        challenge=challenge,
+        auth_method=auth_method,
+        created=created,
+        event=event,
+    )
+
+
+def verify_code(
+    *, challenge_id: object, binding: object, code: object, request: HttpRequest | None = None
+) -> SignedIn:
+    """Check a code typed by the person who asked for it (same browser or client)."""
+    failed: Challenge | None = None
+    with transaction.atomic():
+        challenge = _bound_challenge(challenge_id, binding, lock=True)
+        now = timezone.now()
+        if challenge.state != Challenge.State.PENDING or now >= challenge.expires_at:
+            raise InvalidCode()
+        if _failures(challenge.identifier) >= int(app_settings.IDENTIFIER_FAILURE_LIMIT):
+            raise ratelimit.RateLimited(int(app_settings.IDENTIFIER_FAILURE_WINDOW))
+        typed = "".join(ch for ch in str(code or "")[:32] if not ch.isspace() and ch != "-")
+        if constant_time_equals(_code_hash(typed, challenge), challenge.code_hash):
+            return _complete(challenge, Challenge.Method.OTP, request)
+        challenge.attempts += 1
+        if challenge.attempts >= int(app_settings.CODE_MAX_ATTEMPTS):
+            challenge.state = Challenge.State.DEAD
+        challenge.save(update_fields=["attempts", "state"])
+        failed = challenge
+    _count_failure(failed.identifier)
+    raise InvalidCode()
+
+
+def preview_link(token: object) -> Challenge | None:
+    """The pending challenge behind a magic link, or None. Changes nothing (safe GET)."""
+    if not isinstance(token, str) or not 20 <= len(token) <= 100:
+        return None
+    challenge = Challenge.objects.filter(link_hash=sha256_hex(token)).first()
+    if (
+        challenge is None
+        or challenge.state != Challenge.State.PENDING
+        or timezone.now() >= challenge.expires_at
+    ):
+        return None
+    return challenge
+
+
+def link_matches_binding(challenge: Challenge, binding: object) -> bool:
+    return isinstance(binding, str) and constant_time_equals(
+        sha256_hex(binding), challenge.binding_hash
+    )
+
+
+def verify_link(
+    *,
+    token: object,
+    binding: object = None,
+    confirmed: bool = False,
+    request: HttpRequest | None = None,
+) -> SignedIn:
+    """Sign in with a magic link (POST only). In a browser other than the one that asked,
+    the person must have confirmed the account named on the page (``confirmed``)."""
+    challenge = preview_link(token)
+    if challenge is None:
+        raise InvalidCode(_("This link is not valid or has expired. Request a new one."))
+    if not link_matches_binding(challenge, binding) and not confirmed:
+        raise ConfirmationRequired()
+    with transaction.atomic():
+        locked = Challenge.objects.select_for_update().get(pk=challenge.pk)
+        if locked.state != Challenge.State.PENDING or locked.link_hash != challenge.link_hash:
+            raise InvalidCode(_("This link is not valid or has expired. Request a new one."))
+        return _complete(locked, Challenge.Method.MAGIC_LINK, request)
+
+
+def verify_code_for_identifier(value: str, token: object) -> bool:
+    """django-otp hook: check ``token`` against the newest pending challenge of ``value``."""
+    challenge = (
+        Challenge.objects.filter(identifier=value, state=Challenge.State.PENDING)
+        .order_by("-created_at")
+        .first()
+    )
+    if challenge is None or timezone.now() >= challenge.expires_at:
+        return False
+    typed = str(token or "").strip()
+    if not constant_time_equals(_code_hash(typed, challenge), challenge.code_hash):
+        Challenge.objects.filter(pk=challenge.pk).update(attempts=challenge.attempts + 1)
+        return False
+    return bool(
+        Challenge.objects.filter(pk=challenge.pk, state=Challenge.State.PENDING).update(
+            state=Challenge.State.VERIFIED, verified_at=timezone.now()
+        )
+    )
+
+
+def mask_identifier(value: str) -> str:
+    """``a…@example.com`` / ``+1•••••2671``: enough to recognise, not to harvest."""
+    if "@" in value:
+        local, _, domain = value.partition("@")
+        return f"{local[:1]}…@{domain}"
+    return value[:2] + "•" * max(0, len(value) - 6) + value[-4:]

@@ -1,0 +1,159 @@
+"""Cotter's hosted-page contract for mobile apps and CLIs (OAuth 2.0 code + PKCE S256).
+
+``/app`` signs the person in with a code or link, then ``create_authorization_code``
+hands the app a single-use code bound to (application, redirect URL, user, challenge);
+``redeem_authorization_code`` (``POST /api/v0/verify/get_identity``) swaps it for tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from ..conf import app_settings
+from ..crypto.secrets import constant_time_equals, random_token, sha256_hex
+from ..models import Application, AuthEvent, AuthorizationCode, Identifier, UserIdentity
+from .audit import record_event
+from .errors import FlowError
+from .tokens import TokenSet, _revoke_families, issue_token_set
+
+CODE_CHALLENGE_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+MAX_VERIFIER_LENGTH = 256
+
+
+class InvalidAuthorizationCode(FlowError):
+    """The authorization code is not valid."""
+
+    code = "invalid_grant"
+
+
+@dataclass(frozen=True)
+class Redeemed:
+    identity: UserIdentity
+    identifier: Identifier
+    authorization: AuthorizationCode
+    tokens: TokenSet
+
+
+def valid_code_challenge(value: object) -> bool:
+    """An S256 challenge: 43 base64url characters (no ``plain``)."""
+    return isinstance(value, str) and bool(CODE_CHALLENGE_RE.match(value))
+
+
+def s256(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode("utf-8")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def create_authorization_code(
+    *,
+    application: Application,
+    identity: UserIdentity,
+    identifier: Identifier,
+    auth_method: str,
+    redirect_url: str,
+    code_challenge: str,
+) -> tuple[AuthorizationCode, str]:
+    """Issue a single-use authorization code; returns the row (its id is the
+    ``challenge_id``) and the code, which is only ever stored hashed."""
+    if not application.redirect_url_allowed(redirect_url):
+        raise FlowError(_("This redirect URL is not allowed for the application."))
+    if not valid_code_challenge(code_challenge):
+        raise FlowError(_("code_challenge must be an S256 challenge."))
+    code = random_token(32)
+    now = timezone.now()
+    row = AuthorizationCode.objects.create(
+        code_hash=sha256_hex(code),
+        application=application,
+        identity=identity,
+        identifier=identifier,
+        auth_method=auth_method,
+        redirect_url=redirect_url,
+        code_challenge=code_challenge,
+        created_at=now,
+        expires_at=now + timedelta(seconds=app_settings.authorization_code_lifetime),
+    )
+    return row, code
+
+
+def redeem_authorization_code(
+    *,
+    application: Application,
+    authorization_code: object,
+    challenge_id: object,
+    code_verifier: object,
+    redirect_url: object,
+    request: HttpRequest | None = None,
+) -> Redeemed:
+    """Check code, verifier (S256, treated as an opaque string: Cotter's SDKs send several
+    formats), application, redirect URL and lifetime, then issue a token set.
+
+    A second redemption fails and revokes the tokens issued from the first (RFC 6749 4.1.2).
+    """
+    if not all(isinstance(v, str) and 0 < len(v) <= 2000 for v in (authorization_code, redirect_url)):
+        raise InvalidAuthorizationCode()
+    if not isinstance(code_verifier, str) or not 0 < len(code_verifier) <= MAX_VERIFIER_LENGTH:
+        raise InvalidAuthorizationCode()
+    try:
+        pk = int(challenge_id)  # type: ignore[call-overload]
+    except (TypeError, ValueError) as exc:
+        raise InvalidAuthorizationCode() from exc
+    replayed = None
+    with transaction.atomic():
+        row = (
+            AuthorizationCode.objects.select_for_update()
+            .select_related("identity__user", "identifier", "application")
+            .filter(pk=pk)
+            .first()
+        )
+        if row is None or not constant_time_equals(sha256_hex(str(authorization_code)), row.code_hash):
+            raise InvalidAuthorizationCode()
+        if row.redeemed_at is not None:
+            replayed = row
+        else:
+            now = timezone.now()
+            if (
+                row.application_id != application.pk
+                or row.redirect_url != redirect_url
+                or now >= row.expires_at
+                or not constant_time_equals(s256(str(code_verifier)), row.code_challenge)
+                or not row.identity.user.is_active
+            ):
+                raise InvalidAuthorizationCode()
+            tokens = issue_token_set(
+                identity=row.identity,
+                application=application,
+                auth_method=row.auth_method,
+                identifier=row.identifier.value,
+            )
+            family = tokens.family
+            updated = AuthorizationCode.objects.filter(pk=row.pk, redeemed_at__isnull=True).update(
+                redeemed_at=now, token_family=family
+            )
+            if updated:
+                return Redeemed(
+                    identity=row.identity, identifier=row.identifier, authorization=row, tokens=tokens
+                )
+            raise InvalidAuthorizationCode()
+    # Replay: revoke what the first redemption issued, then refuse.
+    with transaction.atomic():
+        if replayed.token_family is not None:
+            _revoke_families([replayed.token_family], "code_replay")
+        record_event(
+            event=AuthEvent.Kind.TOKENS_REVOKED,
+            state=AuthEvent.State.REJECTED,
+            user=replayed.identity.user,
+            application=replayed.application,
+            method=replayed.auth_method,
+            request=request,
+            details={"reason": "authorization code replay", "challenge_id": replayed.pk},
+        )
+    raise InvalidAuthorizationCode()
