@@ -11,4 +11,4 @@ class AuthdeviceConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers system checks and signal receivers.
-        from . import checks, signals  # noqa: F401
+        from . import checks, receivers, signals  # noqa: F401

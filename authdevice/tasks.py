@@ -68,7 +68,9 @@ def send_challenge(self, challenge_id: int, version: int, sealed: str) -> str:  
         Challenge.objects.filter(pk=challenge_id, sent_version=version).update(
             sent_version=F("sent_version") - 1
         )
-        logger.warning("challenge %s: delivery failed (%s); retrying", challenge_id, type(exc).__name__)
+        logger.warning(
+            "challenge %s: delivery failed (%s); retrying", challenge_id, type(exc).__name__
+        )
         raise self.retry(exc=exc, countdown=min(60, 2 ** (self.request.retries + 1))) from exc
     logger.info("challenge %s: sent via %s", challenge_id, challenge.channel)
     return "sent"

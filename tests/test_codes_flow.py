@@ -51,7 +51,9 @@ def test_code_round_trip_creates_user_once():
         codes.verify_code(challenge_id=row.pk, binding=started.binding, code=code)
     # Later sign-ins reach the same user.
     again = codes.start_challenge(identifier="new@example.com")
-    signed2 = codes.verify_code(challenge_id=again.challenge.pk, binding=again.binding, code=sent_code())
+    signed2 = codes.verify_code(
+        challenge_id=again.challenge.pk, binding=again.binding, code=sent_code()
+    )
     assert not signed2.created and signed2.user == signed.user
     assert get_user_model().objects.count() == 1
 
@@ -60,9 +62,15 @@ def test_wrong_codes_kill_the_challenge_not_the_account(settings):
     started = codes.start_challenge(identifier="a@example.com")
     code = sent_code()
     wrong = "000000" if code != "000000" else "111111"
-    for _ in range(settings.AUTHDEVICE_CODE_MAX_ATTEMPTS if hasattr(settings, "AUTHDEVICE_CODE_MAX_ATTEMPTS") else 5):
+    for _ in range(
+        settings.AUTHDEVICE_CODE_MAX_ATTEMPTS
+        if hasattr(settings, "AUTHDEVICE_CODE_MAX_ATTEMPTS")
+        else 5
+    ):
         with pytest.raises(codes.InvalidCode):
-            codes.verify_code(challenge_id=started.challenge.pk, binding=started.binding, code=wrong)
+            codes.verify_code(
+                challenge_id=started.challenge.pk, binding=started.binding, code=wrong
+            )
     with pytest.raises(codes.InvalidCode):
         codes.verify_code(challenge_id=started.challenge.pk, binding=started.binding, code=code)
     assert Challenge.objects.get().state == "dead"
@@ -86,7 +94,11 @@ def test_resend_replaces_code_and_keeps_failure_count(settings):
     first = sent_code()
     for _ in range(4):
         with pytest.raises(codes.InvalidCode):
-            codes.verify_code(challenge_id=started.challenge.pk, binding=started.binding, code="999999" if first != "999999" else "888888")
+            codes.verify_code(
+                challenge_id=started.challenge.pk,
+                binding=started.binding,
+                code="999999" if first != "999999" else "888888",
+            )
     codes.resend_challenge(challenge_id=started.challenge.pk, binding=started.binding)
     second = sent_code()
     assert len(mail.outbox) == 2

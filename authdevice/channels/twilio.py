@@ -21,7 +21,9 @@ class TwilioBackend(ChannelBackend):
         if message.channel == "WHATSAPP":
             sender = app_settings.TWILIO_WHATSAPP_FROM
             to = f"whatsapp:{message.to}"
-            sender = f"whatsapp:{sender}" if sender and not sender.startswith("whatsapp:") else sender
+            sender = (
+                f"whatsapp:{sender}" if sender and not sender.startswith("whatsapp:") else sender
+            )
         else:
             sender, to = app_settings.TWILIO_FROM_NUMBER, message.to
         if not (sid and token and sender):

@@ -15,12 +15,12 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.cache import caches
-from kombu.exceptions import OperationalError
 from django.db import transaction
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from kombu.exceptions import OperationalError
 
 from ..adapter import get_adapter
 from ..conf import app_settings
@@ -278,7 +278,7 @@ def _failure_key(identifier: str) -> str:
 def _failures(identifier: str) -> int:
     try:
         return int(caches[app_settings.RATELIMIT_CACHE].get(_failure_key(identifier)) or 0)
-    except Exception as exc:  # noqa: BLE001 - fail closed
+    except Exception as exc:
         raise ratelimit.RateLimitUnavailable() from exc
 
 
@@ -290,7 +290,7 @@ def _count_failure(identifier: str) -> None:
             cache.incr(key)
     except ValueError:
         cache.set(key, 1, timeout=int(app_settings.IDENTIFIER_FAILURE_WINDOW))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ratelimit.RateLimitUnavailable() from exc
 
 

@@ -98,7 +98,9 @@ def redeem_authorization_code(
 
     A second redemption fails and revokes the tokens issued from the first (RFC 6749 4.1.2).
     """
-    if not all(isinstance(v, str) and 0 < len(v) <= 2000 for v in (authorization_code, redirect_url)):
+    if not all(
+        isinstance(v, str) and 0 < len(v) <= 2000 for v in (authorization_code, redirect_url)
+    ):
         raise InvalidAuthorizationCode()
     if not isinstance(code_verifier, str) or not 0 < len(code_verifier) <= MAX_VERIFIER_LENGTH:
         raise InvalidAuthorizationCode()
@@ -114,7 +116,9 @@ def redeem_authorization_code(
             .filter(pk=pk)
             .first()
         )
-        if row is None or not constant_time_equals(sha256_hex(str(authorization_code)), row.code_hash):
+        if row is None or not constant_time_equals(
+            sha256_hex(str(authorization_code)), row.code_hash
+        ):
             raise InvalidAuthorizationCode()
         if row.redeemed_at is not None:
             replayed = row
@@ -140,7 +144,10 @@ def redeem_authorization_code(
             )
             if updated:
                 return Redeemed(
-                    identity=row.identity, identifier=row.identifier, authorization=row, tokens=tokens
+                    identity=row.identity,
+                    identifier=row.identifier,
+                    authorization=row,
+                    tokens=tokens,
                 )
             raise InvalidAuthorizationCode()
     # Replay: revoke what the first redemption issued, then refuse.

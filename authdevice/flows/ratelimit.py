@@ -57,7 +57,7 @@ def hit(limit: Limit, subject: str) -> None:
     except ValueError:  # expired between add and incr
         cache.set(key, 1, timeout=limit.window + 1)
         count = 1
-    except Exception as exc:  # noqa: BLE001 - any cache outage must fail closed
+    except Exception as exc:
         raise RateLimitUnavailable() from exc
     if count > limit.limit:
         raise RateLimited(remaining)
@@ -68,7 +68,7 @@ def peek(scope: str, subject: str, window: int) -> int:
     key, _ = _key(scope, subject, window)
     try:
         return int(cache.get(key) or 0)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise RateLimitUnavailable() from exc
 
 
@@ -77,7 +77,7 @@ def reset(scope: str, subject: str, window: int) -> None:
     key, _ = _key(scope, subject, window)
     try:
         cache.delete(key)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise RateLimitUnavailable() from exc
 
 

@@ -41,7 +41,9 @@ class Challenge(models.Model):
     purpose = models.CharField(max_length=20, default="login")
     method = models.CharField(max_length=12, choices=Method.choices, default=Method.OTP)
     code_hash = models.CharField(max_length=64, editable=False)
-    link_hash = models.CharField(max_length=64, blank=True, default="", db_index=True, editable=False)
+    link_hash = models.CharField(
+        max_length=64, blank=True, default="", db_index=True, editable=False
+    )
     binding_hash = models.CharField(max_length=64, editable=False)
     version = models.PositiveIntegerField(default=1)
     sent_version = models.PositiveIntegerField(default=0)

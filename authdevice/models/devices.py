@@ -15,7 +15,9 @@ class IdentifierDevice(Device):
     pending sign-in challenge of this identifier.
     """
 
-    identifier = models.OneToOneField(Identifier, on_delete=models.CASCADE, related_name="otp_device")
+    identifier = models.OneToOneField(
+        Identifier, on_delete=models.CASCADE, related_name="otp_device"
+    )
 
     class Meta(Device.Meta):
         verbose_name = _("email/phone authenticator")
