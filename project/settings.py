@@ -141,7 +141,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout"
 # Codes and links: email through Django mail, SMS printed to the console unless a provider
 # is configured (AUTHDEVICE_SMS_BACKEND=authdevice.channels.twilio.TwilioBackend + TWILIO_*).
 AUTHDEVICE_CHANNELS = {
-    "EMAIL": "authdevice.channels.email.EmailBackend",
+    "EMAIL": os.environ.get("AUTHDEVICE_EMAIL_BACKEND", "authdevice.channels.email.EmailBackend"),
     "SMS": os.environ.get("AUTHDEVICE_SMS_BACKEND", "authdevice.channels.console.ConsoleBackend"),
     "WHATSAPP": os.environ.get("AUTHDEVICE_WHATSAPP_BACKEND") or None,
 }
@@ -199,6 +199,8 @@ for _name in (
 ):
     if os.environ.get(f"AUTHDEVICE_{_name}"):
         globals()[f"AUTHDEVICE_{_name}"] = os.environ[f"AUTHDEVICE_{_name}"]
+if os.environ.get("AUTHDEVICE_ALLOW_SIGNUP"):
+    AUTHDEVICE_ALLOW_SIGNUP = env_bool("AUTHDEVICE_ALLOW_SIGNUP", True)
 if os.environ.get("AUTHDEVICE_ACCEPTED_AUDIENCES"):
     AUTHDEVICE_ACCEPTED_AUDIENCES = env_list("AUTHDEVICE_ACCEPTED_AUDIENCES")
 
