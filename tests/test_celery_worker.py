@@ -57,7 +57,8 @@ def worker():
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    client = Celery(broker=redis_url)
+    # Not the current app: the rest of the suite keeps the eager project app.
+    client = Celery(broker=redis_url, set_as_current=False)
     try:
         yield client
     finally:
