@@ -160,5 +160,11 @@ class AppSettings:
     def max_jwt_lifetime(self) -> int:
         return max(int(self.ACCESS_TOKEN_LIFETIME), int(self.ID_TOKEN_LIFETIME))
 
+    @property
+    def key_retention(self) -> int:
+        """How long a retired key stays published: the longest token lifetime plus the
+        largest leeway a verifier may apply, so no unexpired token loses its key."""
+        return self.max_jwt_lifetime + 60
+
 
 app_settings = AppSettings()

@@ -74,7 +74,7 @@ def test_rotation_publishes_before_signing_and_retires_after_max_lifetime():
         keyring.invalidate()
         assert keyring.signer()[0] == new.kid
         assert jwks_kids() == [new.kid, old_kid]
-    lifetime = app_settings.max_jwt_lifetime
+    lifetime = app_settings.key_retention
     with time_machine.travel(new.not_before + timedelta(seconds=lifetime - 1)):
         assert old_kid in jwks_kids()
     with time_machine.travel(new.not_before + timedelta(seconds=lifetime + 1)):

@@ -64,6 +64,8 @@ def get_application(api_key_id: str | None) -> Application | None:
     """The active application with this API key id, from a short in-process cache."""
     if not isinstance(api_key_id, str) or not api_key_id or len(api_key_id) > 64:
         return None
+    if not api_key_id.isprintable() or not api_key_id.isascii():
+        return None  # NUL and friends: PostgreSQL refuses them in queries
     now = time.monotonic()
     hit = _by_key.get(api_key_id)
     if hit is not None and now - hit[0] < app_settings.APPLICATION_CACHE_SECONDS:

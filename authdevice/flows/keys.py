@@ -35,7 +35,7 @@ class _Entry:
     def published_at(self, now: datetime) -> bool:
         if self.retired_at is None:
             return True
-        return self.retired_at + timedelta(seconds=app_settings.max_jwt_lifetime) > now
+        return self.retired_at + timedelta(seconds=app_settings.key_retention) > now
 
     def signs_at(self, now: datetime) -> bool:
         return self.not_before <= now and (self.retired_at is None or self.retired_at > now)
@@ -57,7 +57,7 @@ class KeyRing:
 
     def _load(self) -> None:
         now = timezone.now()
-        rows = SigningKey.objects.published(now, app_settings.max_jwt_lifetime).order_by(
+        rows = SigningKey.objects.published(now, app_settings.key_retention).order_by(
             "-generation"
         )
         self._entries = [
@@ -261,7 +261,7 @@ def rotate_if_due() -> SigningKey | None:
 
 def purge_retired_private_keys() -> int:
     """Erase private halves of keys that no longer sign and have left the JWKS."""
-    cutoff = timezone.now() - timedelta(seconds=app_settings.max_jwt_lifetime)
+    cutoff = timezone.now() - timedelta(seconds=app_settings.key_retention)
     return (
         SigningKey.objects.filter(retired_at__lt=cutoff)
         .exclude(private_key_encrypted="")
