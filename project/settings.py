@@ -136,7 +136,16 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A broker outage must answer the sign-in request quickly with a clear error.
 CELERY_TASK_PUBLISH_RETRY = False
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 2}
+# Publishing (the web process enqueueing a send): one quick retry, then the caller gets
+# 503 at once; kombu's default (retry until CELERY_BROKER_CONNECTION_TIMEOUT) took ~6 s.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": 2,
+    "socket_timeout": 2,
+    "max_retries": 1,
+    "interval_start": 0.2,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
 
 # Codes and links: email through Django mail, SMS printed to the console unless a provider
 # is configured (AUTHDEVICE_SMS_BACKEND=authdevice.channels.twilio.TwilioBackend + TWILIO_*).
@@ -173,36 +182,33 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 # authdevice: every AUTHDEVICE_* variable in the environment becomes a setting.
 AUTHDEVICE_ISSUER = os.environ.get("AUTHDEVICE_ISSUER", "http://127.0.0.1:8000")
-AUTHDEVICE_TRUSTED_PROXIES = tuple(env_list("AUTHDEVICE_TRUSTED_PROXIES"))
-_INT_SETTINGS = (
-    "ACCESS_TOKEN_LIFETIME",
-    "ID_TOKEN_LIFETIME",
-    "REFRESH_TOKEN_IDLE_LIFETIME",
-    "REFRESH_TOKEN_ABSOLUTE_LIFETIME",
-    "LEEWAY",
-    "KEY_CACHE_SECONDS",
-    "KEY_MIN_REFRESH_INTERVAL",
-    "KEY_PUBLISH_DELAY",
-    "JWKS_MAX_AGE",
-    "KEY_ROTATION_DAYS",
-    "APPLICATION_CACHE_SECONDS",
-)
-for _name in _INT_SETTINGS:
-    if os.environ.get(f"AUTHDEVICE_{_name}"):
-        globals()[f"AUTHDEVICE_{_name}"] = int(os.environ[f"AUTHDEVICE_{_name}"])
-for _name in (
-    "KEY_PROVIDER",
-    "JWKS_URL",
-    "KEY_ENCRYPTION_SECRET",
-    "ADAPTER",
-    "DEFAULT_PHONE_REGION",
-):
-    if os.environ.get(f"AUTHDEVICE_{_name}"):
-        globals()[f"AUTHDEVICE_{_name}"] = os.environ[f"AUTHDEVICE_{_name}"]
-if os.environ.get("AUTHDEVICE_ALLOW_SIGNUP"):
-    AUTHDEVICE_ALLOW_SIGNUP = env_bool("AUTHDEVICE_ALLOW_SIGNUP", True)
-if os.environ.get("AUTHDEVICE_ACCEPTED_AUDIENCES"):
-    AUTHDEVICE_ACCEPTED_AUDIENCES = env_list("AUTHDEVICE_ACCEPTED_AUDIENCES")
+
+
+def _authdevice_from_env() -> dict[str, object]:
+    """Every AUTHDEVICE_<NAME> environment variable, parsed by the type of its default."""
+    from dataclasses import fields
+
+    from authdevice.conf import Defaults
+
+    values: dict[str, object] = {}
+    for field in fields(Defaults):
+        raw = os.environ.get(f"AUTHDEVICE_{field.name}")
+        if raw is None or field.name in ("ISSUER", "CHANNELS"):
+            continue
+        default = getattr(Defaults, field.name)
+        if isinstance(default, bool):
+            values[field.name] = env_bool(f"AUTHDEVICE_{field.name}", default)
+        elif isinstance(default, int):
+            values[field.name] = int(raw)
+        elif isinstance(default, tuple) or field.name == "ACCEPTED_AUDIENCES":
+            values[field.name] = tuple(env_list(f"AUTHDEVICE_{field.name}"))
+        else:
+            values[field.name] = raw
+    return values
+
+
+for _name, _value in _authdevice_from_env().items():
+    globals()[f"AUTHDEVICE_{_name}"] = _value
 
 LOGGING = {
     "version": 1,
