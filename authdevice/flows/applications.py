@@ -93,8 +93,27 @@ def accepted_audiences() -> frozenset[str]:
     return ids
 
 
+_origins: tuple[float, frozenset[str]] | None = None
+
+
+def origin_allowed_anywhere(origin: str) -> bool:
+    """Whether any active application lists ``origin`` (for CORS preflights, which do not
+    carry the API_KEY_ID header's value). Cached like the applications."""
+    global _origins
+    now = time.monotonic()
+    if _origins is None or now - _origins[0] >= app_settings.APPLICATION_CACHE_SECONDS:
+        allowed: set[str] = set()
+        for origins in Application.objects.filter(is_active=True).values_list(
+            "allowed_origins", flat=True
+        ):
+            allowed.update(o for o in origins or [] if isinstance(o, str))
+        _origins = (now, frozenset(allowed))
+    return origin in _origins[1]
+
+
 def clear_application_cache() -> None:
-    global _audiences
+    global _audiences, _origins
     with _cache_lock:
         _by_key.clear()
         _audiences = None
+        _origins = None

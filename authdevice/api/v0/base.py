@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import Http404
-from django.utils.cache import add_never_cache_headers
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.utils.translation import gettext as _
 from rest_framework import exceptions
 from rest_framework.parsers import FormParser, JSONParser
@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ...flows.applications import get_application
+from ...flows.applications import get_application, origin_allowed_anywhere
 from ...flows.errors import FlowError, InvalidApplication
 from ...models import Application
 
@@ -81,6 +81,43 @@ class CotterAPIView(APIView):
     def get_exception_handler(self):  # type: ignore[override]
         return cotter_exception_handler
 
+    cors_methods = "GET, POST, PUT, DELETE, OPTIONS"
+    cors_headers = "API_KEY_ID, API_SECRET_KEY, Authorization, Content-Type"
+
+    def options(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """CORS preflight: allowed only for an origin some active application lists."""
+        response = Response(status=204)
+        origin = request.headers.get("Origin")
+        key = kwargs.get("api_key_id")
+        app = get_application(key) if key else None
+        if origin and (app.origin_allowed(origin) if app else origin_allowed_anywhere(origin)):
+            response["Access-Control-Allow-Origin"] = origin
+            response["Access-Control-Allow-Credentials"] = "true"
+            response["Access-Control-Allow-Methods"] = self.cors_methods
+            response["Access-Control-Allow-Headers"] = self.cors_headers
+            response["Access-Control-Max-Age"] = "600"
+        response["Vary"] = "Origin"
+        return response
+
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        origin = request.headers.get("Origin")
+        app = getattr(request, "_authdevice_application", None)
+        if (
+            origin
+            and app is not None
+            and app.origin_allowed(origin)
+            and request.method != "OPTIONS"
+        ):
+            # Exact echo of a listed origin, with credentials; never "*".
+            response["Access-Control-Allow-Origin"] = origin
+            response["Access-Control-Allow-Credentials"] = "true"
+        if origin:
+            patch_vary_headers(response, ["Origin"])
+        return response
+
     def get_application(self, request: Request, path_key: str | None = None) -> Application:
         header_key = request.META.get(API_KEY_HEADER)
         if path_key is not None and header_key is not None and header_key != path_key:
@@ -92,6 +129,7 @@ class CotterAPIView(APIView):
         app = get_application(key)
         if app is None:
             raise InvalidApplication(_("Unknown or inactive API key (header API_KEY_ID)."))
+        request._authdevice_application = app  # type: ignore[attr-defined]
         return app
 
     def body(self, request: Request) -> dict[str, Any]:
