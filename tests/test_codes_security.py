@@ -1,0 +1,138 @@
+"""security.md A01, A06, A08 and J04 for codes and links."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter
+
+import pytest
+from django.core import mail
+from django.db import connection, connections
+
+from authdevice.flows import codes
+from authdevice.models import Challenge
+
+
+@pytest.fixture(autouse=True)
+def _mail(settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.AUTHDEVICE_SEND_LIMIT_PER_IP = 10**6
+    settings.AUTHDEVICE_SEND_LIMIT_PER_IDENTIFIER = 10**6
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a01_codes_are_uniform_and_links_carry_256_bits():
+    n = 2000
+    for i in range(n):
+        codes.start_challenge(identifier=f"user{i % 50}@example.com", method="MAGIC_LINK")
+    bodies = [m.body for m in mail.outbox]
+    found = [re.search(r"\b(\d{6})\b", b).group(1) for b in bodies]
+    assert len(found) == n and all(len(c) == 6 for c in found)
+    # Birthday bound: ~2 collisions expected among 2,000 draws from 10^6.
+    assert n - len(set(found)) < 15
+    # Each digit position is uniform (chi-square, 9 d.o.f., p > 0.001 <=> stat < 27.88).
+    for position in range(6):
+        counts = Counter(code[position] for code in found)
+        expected = n / 10
+        stat = sum((counts.get(str(d), 0) - expected) ** 2 / expected for d in range(10))
+        assert stat < 27.88, (position, counts)
+    tokens = {re.search(r"/signin/link/([^/]+)/", b).group(1) for b in bodies}
+    assert len(tokens) == n
+    assert all(len(t) >= 43 for t in tokens)  # 32 bytes, base64url
+
+
+def test_a01_no_weak_randomness_in_the_package():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "authdevice"
+    offenders = [
+        str(p)
+        for p in root.rglob("*.py")
+        if re.search(r"^\s*(import random|from random import)", p.read_text(), re.M)
+    ]
+    assert offenders == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a06_codes_are_not_in_the_database_logs_or_admin(caplog, admin_client):
+    caplog.set_level("DEBUG")
+    codes.start_challenge(identifier="a@example.com", method="MAGIC_LINK")
+    body = mail.outbox[0].body
+    code = re.search(r"\b(\d{6})\b", body).group(1)
+    token = re.search(r"/signin/link/([^/]+)/", body).group(1)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM authdevice_challenge")
+        dump = repr(cursor.fetchall())
+    assert code not in dump and token not in dump
+    assert code not in caplog.text and token not in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a08_links_use_the_configured_base_url_not_the_host_header(client, settings):
+    settings.ALLOWED_HOSTS = ["*"]
+    settings.AUTHDEVICE_BASE_URL = "https://auth.example.com"
+    codes.start_challenge(identifier="a@example.com", method="MAGIC_LINK")
+    assert "https://auth.example.com/signin/link/" in mail.outbox[0].body
+    assert "evil" not in mail.outbox[0].body
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_j04_parallel_wrong_guesses_reach_verification_at_most_max_times(settings):
+    if connection.vendor != "postgresql":
+        pytest.fail("run in the PostgreSQL pass")
+    started = codes.start_challenge(identifier="a@example.com")
+    right = re.search(r"\b(\d{6})\b", mail.outbox[0].body).group(1)
+    wrong = "000000" if right != "000000" else "111111"
+    barrier = threading.Barrier(30)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def guess() -> None:
+        try:
+            barrier.wait()
+            codes.verify_code(
+                challenge_id=started.challenge.pk, binding=started.binding, code=wrong
+            )
+            result = "accepted"
+        except codes.InvalidCode:
+            result = "invalid"
+        except Exception as exc:  # noqa: BLE001
+            result = repr(exc)
+        finally:
+            connections.close_all()
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=guess) for _ in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert Counter(outcomes) == {"invalid": 30}
+    row = Challenge.objects.get()
+    # Row locks serialise the guesses: exactly CODE_MAX_ATTEMPTS were counted, then dead.
+    assert row.attempts == 5 and row.state == "dead"
+    with pytest.raises(codes.InvalidCode):
+        codes.verify_code(challenge_id=row.pk, binding=started.binding, code=right)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_j04_a_broken_rate_limit_store_fails_closed(settings):
+    from authdevice.flows.ratelimit import RateLimitUnavailable
+
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "down": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",  # nothing listens on the discard port
+        },
+    }
+    settings.AUTHDEVICE_RATELIMIT_CACHE = "down"
+    with pytest.raises(RateLimitUnavailable):
+        codes.start_challenge(identifier="a@example.com")
+    assert mail.outbox == []
