@@ -99,6 +99,17 @@ class Defaults:
     TWILIO_FROM_NUMBER: str | None = None
     TWILIO_WHATSAPP_FROM: str | None = None
     TWILIO_API_BASE: str = "https://api.twilio.com"
+    #: A trusted device's signed timestamp must be within this many seconds of the server
+    #: clock (Cotter's wire format carries no server challenge).
+    DEVICE_TIMESTAMP_WINDOW: int = 300
+    #: A login waiting for approval from a trusted device expires after this many seconds.
+    PENDING_EVENT_LIFETIME: int = 180
+    #: Pending approval requests a user may have outstanding at once (push-bombing limit).
+    MAX_OUTSTANDING_EVENTS: int = 3
+    #: Approval requests allowed since the user's last successful sign-in, per hour.
+    MAX_REQUESTS_SINCE_SUCCESS: int = 10
+    #: Email the user when a trusted device is added or removed.
+    NOTIFY_DEVICE_CHANGES: bool = True
     #: Reverse proxies (CIDRs) whose ``X-Forwarded-For`` is believed for the client IP.
     TRUSTED_PROXIES: tuple[str, ...] = ()
     #: Default region for phone numbers written without ``+country`` (e.g. ``"US"``).

@@ -76,6 +76,31 @@ def send_challenge(self, challenge_id: int, version: int, sealed: str) -> str:  
     return "sent"
 
 
+@shared_task(name="authdevice.notify_device_change", ignore_result=True, max_retries=5, bind=True)
+def notify_device_change(self, payload: dict[str, str]) -> str:  # type: ignore[no-untyped-def]
+    """Tell the user a trusted device was added or removed (an independent channel)."""
+    path = app_settings.channels.get("EMAIL")
+    if not path:
+        return "no-channel"
+    message = Message(
+        channel="EMAIL", to=payload["to"], template=f"device_{payload['change']}", context=payload
+    )
+    try:
+        load_backend(path).send(message)
+    except ChannelError as exc:
+        raise self.retry(exc=exc, countdown=min(300, 2 ** (self.request.retries + 2))) from exc
+    return "sent"
+
+
+@shared_task(name="authdevice.expire_events")
+def expire_events() -> int:
+    """Mark pending sign-in events past their expiry as expired (expiry itself is decided
+    at read time; this keeps the table honest for the admin)."""
+    from .flows.events import expire_events as expire
+
+    return expire()
+
+
 @shared_task(name="authdevice.rotate_signing_key_if_due")
 def rotate_signing_key_if_due() -> str | None:
     """Rotate the signing key when it is older than AUTHDEVICE_KEY_ROTATION_DAYS."""

@@ -15,6 +15,10 @@ app.conf.beat_schedule = {
         "task": "authdevice.rotate_signing_key_if_due",
         "schedule": crontab(minute=17),
     },
+    "authdevice-expire-events": {
+        "task": "authdevice.expire_events",
+        "schedule": 60.0,
+    },
     "authdevice-purge-old-challenges": {
         "task": "authdevice.purge_old_challenges",
         "schedule": crontab(minute=51, hour=3),

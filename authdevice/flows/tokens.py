@@ -132,6 +132,7 @@ def issue_token_set(
     identifier: str | None = None,
     auth_time: datetime | None = None,
     scope: str = "access",
+    device: Any = None,
     _parent: RefreshToken | None = None,
 ) -> TokenSet:
     """Issue access, ID and refresh tokens for a user signed in to an application.
@@ -146,6 +147,7 @@ def issue_token_set(
         family = uuid.uuid4()
         family_expires_at = now + timedelta(seconds=app_settings.REFRESH_TOKEN_ABSOLUTE_LIFETIME)
         auth_time = auth_time or now
+    device_id = _parent.device_id if _parent is not None else getattr(device, "pk", None)
     if identifier is None:
         identifier = primary_identifier(identity)
     access, id_token, expires_in = _sign_pair(
@@ -165,6 +167,7 @@ def issue_token_set(
         parent=_parent,
         application=application,
         identity=identity,
+        device_id=device_id,
         auth_method=auth_method,
         auth_time=auth_time,
         identifier=identifier,

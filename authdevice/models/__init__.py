@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .applications import Application
 from .challenges import AuthorizationCode, Challenge, Channel
-from .devices import IdentifierDevice
+from .devices import IdentifierDevice, TrustedDevice, UsedDeviceMessage
 from .events import AuthEvent
 from .identities import Identifier, UserIdentity
 from .keys import SigningKey
@@ -20,5 +20,7 @@ __all__ = [
     "IdentifierDevice",
     "RefreshToken",
     "SigningKey",
+    "TrustedDevice",
+    "UsedDeviceMessage",
     "UserIdentity",
 ]

@@ -45,6 +45,14 @@ class RefreshToken(models.Model):
     identity = models.ForeignKey(
         UserIdentity, on_delete=models.CASCADE, related_name="refresh_tokens"
     )
+    device = models.ForeignKey(
+        "authdevice.TrustedDevice",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="refresh_tokens",
+        help_text=_("The trusted device this session came through."),
+    )
     auth_method = models.CharField(max_length=20, choices=AuthMethod.choices)
     auth_time = models.DateTimeField(help_text=_("When the user signed in (family start)."))
     identifier = models.CharField(max_length=254, blank=True, default="")

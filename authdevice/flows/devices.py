@@ -1,0 +1,378 @@
+"""Trusted devices (Cotter's "Sign in with Device"): enrolment, signed sign-in, QR
+enrolment of another device, removal. Pending approvals live in ``flows/events.py``.
+
+Cotter's signed strings (reference §2.2) are plain concatenations with no server
+challenge, so every accepted (device, message) pair goes into a replay cache and the
+device's timestamp must lie within ``AUTHDEVICE_DEVICE_TIMESTAMP_WINDOW`` of our clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from ..conf import app_settings
+from ..crypto import devicekeys
+from ..models import (
+    Application,
+    AuthEvent,
+    RefreshToken,
+    TrustedDevice,
+    UsedDeviceMessage,
+    UserIdentity,
+)
+from ..signals import tokens_revoked
+from .audit import record_event
+from .errors import FlowError
+from .tokens import TokenSet, issue_token_set
+
+TRUSTED_DEVICE = "TRUSTED_DEVICE"
+
+
+class InvalidDeviceKey(FlowError):
+    """The public key is not valid."""
+
+    code = "invalid_public_key"
+
+
+class DeviceKeyTaken(FlowError):
+    """This key is already enrolled."""
+
+    code = "public_key_taken"
+    status = 409
+
+
+class DeviceNotTrusted(FlowError):
+    """This device is not a trusted device of the user."""
+
+    code = "device_not_trusted"
+    status = 401
+
+
+class BadSignature(FlowError):
+    """The signature is not valid."""
+
+    code = "bad_signature"
+    status = 401
+
+
+class StaleTimestamp(FlowError):
+    """The device's timestamp is too far from the server clock."""
+
+    code = "stale_timestamp"
+
+
+class Replayed(FlowError):
+    """This signed request was already used."""
+
+    code = "replayed"
+
+
+class UnknownUser(FlowError):
+    """User not found."""
+
+    code = "user_not_found"
+    status = 404
+
+
+@dataclass(frozen=True)
+class DeviceSignIn:
+    event: AuthEvent
+    device: TrustedDevice
+    tokens: TokenSet
+
+
+def resolve_identity(user_id: object) -> UserIdentity | None:
+    """A user by Cotter's ids: our public UUID or the (deprecated) client_user_id."""
+    if (
+        not isinstance(user_id, str)
+        or not user_id
+        or len(user_id) > 200
+        or not user_id.isprintable()
+    ):
+        return None
+    qs = UserIdentity.objects.select_related("user")
+    try:
+        public_id = uuid.UUID(user_id)
+    except ValueError:
+        return qs.filter(client_user_id=user_id).first()
+    return qs.filter(public_id=public_id).first() or qs.filter(client_user_id=user_id).first()
+
+
+def parse_key(public_key: object, algorithm: object = None) -> devicekeys.DeviceKey:
+    try:
+        return devicekeys.parse_public_key(public_key, algorithm)
+    except devicekeys.InvalidDeviceKey as exc:
+        raise InvalidDeviceKey(str(exc)) from exc
+
+
+def find_device(identity: UserIdentity, public_key: object) -> TrustedDevice | None:
+    """The user's active device with this key (any spelling of the key), or None."""
+    try:
+        key = devicekeys.parse_public_key(public_key)
+    except devicekeys.InvalidDeviceKey:
+        return None
+    return (
+        TrustedDevice.objects.active()
+        .filter(user=identity.user, fingerprint=key.fingerprint)
+        .first()
+    )
+
+
+def enrol_device(
+    *,
+    identity: UserIdentity,
+    public_key: object,
+    algorithm: object = None,
+    name: str = "",
+    device_type: str = "",
+    application: Application | None = None,
+    request: HttpRequest | None = None,
+    via: TrustedDevice | None = None,
+) -> TrustedDevice:
+    """Enrol a trusted device (the caller has checked the user's authority to do so).
+
+    Re-enrolling a key the same user already has is idempotent; a key of another user
+    is refused (no unknown-key-share)."""
+    key = parse_key(public_key, algorithm)
+    with transaction.atomic():
+        existing = (
+            TrustedDevice.objects.select_for_update().filter(fingerprint=key.fingerprint).first()
+        )
+        if existing is not None:
+            if existing.user_id != identity.user_id or existing.revoked_at is not None:
+                raise DeviceKeyTaken()
+            return existing
+        try:
+            with transaction.atomic():
+                device = TrustedDevice.objects.create(
+                    user=identity.user,
+                    name=(name or device_type or "Trusted device")[:64],
+                    confirmed=True,
+                    public_key=key.normalized,
+                    fingerprint=key.fingerprint,
+                    algorithm=key.algorithm,
+                    device_type=str(device_type)[:100],
+                    application=application,
+                )
+        except IntegrityError as exc:
+            raise DeviceKeyTaken() from exc
+        record_event(
+            event=AuthEvent.Kind.ENROLL_NEW_TRUSTED_DEVICE
+            if via
+            else AuthEvent.Kind.DEVICE_ENROLLED,
+            state=AuthEvent.State.APPROVED,
+            user=identity.user,
+            application=application,
+            method=TRUSTED_DEVICE,
+            request=request,
+            details={
+                "device": device.pk,
+                "algorithm": key.algorithm,
+                "via_device": via.pk if via else None,
+            },
+        )
+        _notify(identity, "added", device, request)
+    return device
+
+
+def remove_device(
+    device: TrustedDevice, *, actor: str = "", reason: str = "", request: HttpRequest | None = None
+) -> bool:
+    """Revoke a device at once: its signatures stop working on the next request and every
+    refresh-token family issued through it is revoked. Returns False if already revoked."""
+    with transaction.atomic():
+        now = timezone.now()
+        changed = TrustedDevice.objects.filter(pk=device.pk, revoked_at__isnull=True).update(
+            revoked_at=now, revoked_by=actor[:150], revoke_reason=reason[:200]
+        )
+        if not changed:
+            return False
+        families = list(
+            RefreshToken.objects.filter(device=device, revoked_at__isnull=True)
+            .values_list("family", flat=True)
+            .distinct()
+        )
+        if families:
+            RefreshToken.objects.filter(family__in=families, revoked_at__isnull=True).update(
+                revoked_at=now, revoke_reason="device_removed"
+            )
+            tokens_revoked.send(sender=RefreshToken, families=families, reason="device_removed")
+        record_event(
+            event=AuthEvent.Kind.DEVICE_REMOVED,
+            state=AuthEvent.State.APPROVED,
+            user=device.user,
+            application=device.application,
+            method=TRUSTED_DEVICE,
+            request=request,
+            actor=actor,
+            details={"device": device.pk, "reason": reason, "revoked_families": len(families)},
+        )
+        identity = UserIdentity.objects.filter(user_id=device.user_id).first()
+        if identity is not None:
+            _notify(identity, "removed", device, request)
+    device.revoked_at = now
+    return True
+
+
+def check_timestamp(timestamp: object) -> int:
+    """The device's unix-seconds string must be within the window of our clock."""
+    try:
+        ts = int(str(timestamp))
+    except (TypeError, ValueError) as exc:
+        raise StaleTimestamp() from exc
+    if abs(timezone.now().timestamp() - ts) > int(app_settings.DEVICE_TIMESTAMP_WINDOW):
+        raise StaleTimestamp()
+    return ts
+
+
+def verify_device_signature(device: TrustedDevice, message: str, signature: object) -> None:
+    """Verify with the algorithm pinned at enrolment, then burn the (device, message) pair
+    (the caller's transaction must commit for the burn to count)."""
+    key = devicekeys.parse_public_key(device.public_key, device.algorithm)
+    encoded = message.encode("utf-8")
+    if not devicekeys.verify(key, encoded, signature):
+        raise BadSignature()
+    try:
+        with transaction.atomic():
+            UsedDeviceMessage.objects.create(
+                device=device, digest=hashlib.sha256(encoded).hexdigest()
+            )
+    except IntegrityError as exc:
+        raise Replayed() from exc
+    TrustedDevice.objects.filter(pk=device.pk).update(last_used_at=timezone.now())
+
+
+def login_message(uid: str, issuer: str, event: str, timestamp: str, approved: str = "true") -> str:
+    return f"{uid}{issuer}{event}{timestamp}{TRUSTED_DEVICE}{approved}"
+
+
+def sign_in_with_device(
+    *,
+    identity: UserIdentity,
+    uid: str,
+    application: Application,
+    event: str,
+    timestamp: object,
+    public_key: object,
+    signature: object,
+    reported_ip: str = "",
+    reported_location: str = "",
+    request: HttpRequest | None = None,
+) -> DeviceSignIn:
+    """Cotter B1: a trusted device signs ``uid+issuer+event+timestamp+TRUSTED_DEVICE+true``;
+    on success an approved event and a token set (``auth_method`` TRUSTED_DEVICE)."""
+    from .events import new_event_row
+
+    check_timestamp(timestamp)
+    with transaction.atomic():
+        device = find_device(identity, public_key)
+        if device is None:
+            raise DeviceNotTrusted()
+        verify_device_signature(
+            device, login_message(uid, application.api_key_id, event, str(timestamp)), signature
+        )
+        row = new_event_row(
+            identity=identity,
+            application=application,
+            event=event,
+            state=AuthEvent.State.APPROVED,
+            client_timestamp=str(timestamp),
+            reported_ip=reported_ip,
+            reported_location=reported_location,
+            request=request,
+            approving_device=device,
+            requesting_device=device,
+        )
+        tokens = issue_token_set(
+            identity=identity, application=application, auth_method=TRUSTED_DEVICE, device=device
+        )
+        AuthEvent.objects.filter(pk=row.pk).update(
+            tokens_handed_out_at=timezone.now(), token_family=tokens.family
+        )
+    return DeviceSignIn(event=row, device=device, tokens=tokens)
+
+
+def enrol_from_qr(
+    *,
+    identity: UserIdentity,
+    uid: str,
+    application: Application,
+    timestamp: object,
+    public_key: object,
+    signature: object,
+    new_public_key: object,
+    new_algorithm: object,
+    name: str = "",
+    device_type: str = "",
+    reported_ip: str = "",
+    reported_location: str = "",
+    request: HttpRequest | None = None,
+) -> tuple[AuthEvent, TrustedDevice]:
+    """Cotter B1 with ``register_new_device``: a trusted device vouches for the key it read
+    from the new device's QR code, signing ``...ENROLL_NEW_TRUSTED_DEVICE...true<newkey>``."""
+    from .events import new_event_row
+
+    check_timestamp(timestamp)
+    if not isinstance(new_public_key, str):
+        raise InvalidDeviceKey()
+    with transaction.atomic():
+        device = find_device(identity, public_key)
+        if device is None:
+            raise DeviceNotTrusted()
+        message = (
+            login_message(uid, application.api_key_id, "ENROLL_NEW_TRUSTED_DEVICE", str(timestamp))
+            + new_public_key
+        )
+        verify_device_signature(device, message, signature)
+        new_device = enrol_device(
+            identity=identity,
+            public_key=new_public_key,
+            algorithm=new_algorithm,
+            name=name,
+            device_type=device_type,
+            application=application,
+            request=request,
+            via=device,
+        )
+        row = new_event_row(
+            identity=identity,
+            application=application,
+            event="ENROLL_NEW_TRUSTED_DEVICE",
+            state=AuthEvent.State.APPROVED,
+            client_timestamp=str(timestamp),
+            reported_ip=reported_ip,
+            reported_location=reported_location,
+            request=request,
+            approving_device=device,
+            requesting_device=new_device,
+        )
+    return row, new_device
+
+
+def _notify(
+    identity: UserIdentity, change: str, device: TrustedDevice, request: HttpRequest | None
+) -> None:
+    if not app_settings.NOTIFY_DEVICE_CHANGES:
+        return
+    from ..http import client_ip
+    from ..tasks import notify_device_change
+
+    email = identity.identifiers.filter(kind="EMAIL").order_by("-is_primary", "created_at").first()
+    if email is None:
+        return
+    payload: dict[str, Any] = {
+        "to": email.value,
+        "change": change,
+        "device": device.name,
+        "device_type": device.device_type,
+        "ip": client_ip(request) if request is not None else "",
+        "when": timezone.now().isoformat(),
+    }
+    transaction.on_commit(lambda: notify_device_change.delay(payload))

@@ -1,0 +1,267 @@
+"""Pending sign-in events: a non-trusted device asks, a trusted device approves or rejects,
+the requester collects its tokens once (Cotter's B2-B6, reference §4.1).
+
+Expiry is decided at read time from the server clock; ``expire_events`` only tidies up.
+Approve vs reject and the token hand-out are conditional UPDATEs: exactly one outcome.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import timedelta
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from django.db import transaction
+from django.db.models import Q
+from django.http import HttpRequest
+from django.utils import timezone
+
+from ..conf import app_settings
+from ..http import client_ip, user_agent
+from ..models import Application, AuthEvent, TrustedDevice, UserIdentity
+from ..signals import auth_event_recorded
+from .devices import (
+    TRUSTED_DEVICE,
+    DeviceNotTrusted,
+    find_device,
+    login_message,
+    verify_device_signature,
+)
+from .errors import FlowError
+from .keys import keyring
+from .ratelimit import RateLimited
+from .tokens import TokenSet, issue_token_set
+
+State = AuthEvent.State
+
+
+class EventNotFound(FlowError):
+    """Event not found."""
+
+    code = "event_not_found"
+    status = 404
+
+
+class AlreadyDecided(FlowError):
+    """This request was already approved, rejected or has expired."""
+
+    code = "already_decided"
+    status = 409
+
+
+@dataclass(frozen=True)
+class Decision:
+    event: AuthEvent
+    approved: bool
+
+
+def _sign(event: AuthEvent, client_user_id: str, issuer: str, new: bool, approved: bool) -> str:
+    """Our server signature over Cotter's event string (§2.6), with the current ES256 key
+    (Cotter used Ed25519 under its own key, which no self-hosted server can reproduce)."""
+    message = f"{client_user_id}{issuer}{event.event}{event.client_timestamp}{TRUSTED_DEVICE}"
+    message += f"{str(new).lower()}{str(approved).lower()}"
+    _, key = keyring.signer()
+    return base64.b64encode(key.sign(message.encode("utf-8"), ec.ECDSA(hashes.SHA256()))).decode()
+
+
+def is_expired(event: AuthEvent) -> bool:
+    return (
+        event.state == State.PENDING
+        and event.expires_at is not None
+        and timezone.now() >= event.expires_at
+    )
+
+
+def effective_state(event: AuthEvent) -> str:
+    """The state as of now (a pending event past its expiry is expired, whatever the row says)."""
+    return State.EXPIRED if is_expired(event) else event.state
+
+
+def new_event_row(
+    *,
+    identity: UserIdentity,
+    application: Application,
+    event: str,
+    state: str,
+    client_timestamp: str = "",
+    reported_ip: str = "",
+    reported_location: str = "",
+    request: HttpRequest | None = None,
+    approving_device: TrustedDevice | None = None,
+    requesting_device: TrustedDevice | None = None,
+    expires_at=None,  # type: ignore[no-untyped-def]
+) -> AuthEvent:
+    row = AuthEvent(
+        user=identity.user,
+        application=application,
+        event=str(event)[:40],
+        method=TRUSTED_DEVICE,
+        state=state,
+        ip=client_ip(request) if request is not None else None,
+        user_agent=user_agent(request) if request is not None else "",
+        client_timestamp=str(client_timestamp)[:20],
+        reported_ip=str(reported_ip)[:64],
+        reported_location=str(reported_location)[:100],
+        approving_device=approving_device,
+        requesting_device=requesting_device,
+        expires_at=expires_at,
+        decided_at=timezone.now() if state != State.PENDING else None,
+    )
+    row.signature = _sign(
+        row,
+        identity.client_user_id,
+        application.api_key_id,
+        state == State.PENDING,
+        state == State.APPROVED,
+    )
+    row.save(force_insert=True)
+    auth_event_recorded.send(sender=AuthEvent, event=row)
+    return row
+
+
+def create_pending_event(
+    *,
+    identity: UserIdentity,
+    application: Application,
+    event: str,
+    client_timestamp: str = "",
+    reported_ip: str = "",
+    reported_location: str = "",
+    request: HttpRequest | None = None,
+) -> AuthEvent:
+    """Cotter B2: a non-trusted device asks the user's trusted devices to approve a login.
+
+    Push-bombing limits: at most MAX_OUTSTANDING_EVENTS pending at once, and at most
+    MAX_REQUESTS_SINCE_SUCCESS within the last hour since the last successful sign-in."""
+    now = timezone.now()
+    with transaction.atomic():
+        pending = AuthEvent.objects.filter(
+            user=identity.user, state=State.PENDING, expires_at__gt=now
+        ).count()
+        if pending >= int(app_settings.MAX_OUTSTANDING_EVENTS):
+            raise RateLimited(int(app_settings.PENDING_EVENT_LIFETIME))
+        last_success = (
+            AuthEvent.objects.filter(user=identity.user, event="LOGIN", state=State.APPROVED)
+            .order_by("-created_at")
+            .values_list("created_at", flat=True)
+            .first()
+        )
+        since = max(last_success or now - timedelta(hours=1), now - timedelta(hours=1))
+        recent = AuthEvent.objects.filter(
+            user=identity.user, created_at__gt=since, expires_at__isnull=False
+        ).count()
+        if recent >= int(app_settings.MAX_REQUESTS_SINCE_SUCCESS):
+            raise RateLimited(3600)
+        return new_event_row(
+            identity=identity,
+            application=application,
+            event=event,
+            state=State.PENDING,
+            client_timestamp=client_timestamp,
+            reported_ip=reported_ip,
+            reported_location=reported_location,
+            request=request,
+            expires_at=now + timedelta(seconds=int(app_settings.PENDING_EVENT_LIFETIME)),
+        )
+
+
+def newest_pending_event(identity: UserIdentity) -> AuthEvent | None:
+    """The user's newest unexpired pending event (one indexed lookup), or None."""
+    return (
+        AuthEvent.objects.filter(
+            user_id=identity.user_id, state=State.PENDING, expires_at__gt=timezone.now()
+        )
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def get_event(event_id: object, application: Application) -> AuthEvent:
+    try:
+        pk = int(event_id)  # type: ignore[call-overload]
+    except (TypeError, ValueError) as exc:
+        raise EventNotFound() from exc
+    if not 0 < pk < 2**53:
+        raise EventNotFound()
+    row = (
+        AuthEvent.objects.select_related("user__authdevice_identity", "application")
+        .filter(pk=pk, application=application, method=TRUSTED_DEVICE)
+        .first()
+    )
+    if row is None:
+        raise EventNotFound()
+    return row
+
+
+def respond_to_event(
+    *,
+    event: AuthEvent,
+    identity: UserIdentity,
+    uid: str,
+    application: Application,
+    approved: bool,
+    public_key: object,
+    signature: object,
+    request: HttpRequest | None = None,
+) -> Decision:
+    """Cotter B3: an active trusted device of the same user approves or rejects, signing
+    ``uid+issuer+pending.event+pending.timestamp+TRUSTED_DEVICE+true|false``."""
+    if event.user_id != identity.user_id:
+        raise EventNotFound()
+    with transaction.atomic():
+        device = find_device(identity, public_key)
+        if device is None:
+            raise DeviceNotTrusted()
+        if effective_state(event) != State.PENDING:
+            raise AlreadyDecided()
+        message = login_message(
+            uid,
+            application.api_key_id,
+            event.event,
+            event.client_timestamp,
+            "true" if approved else "false",
+        )
+        verify_device_signature(device, message, signature)
+        target = State.APPROVED if approved else State.REJECTED
+        event.state = target
+        signature_ = _sign(event, identity.client_user_id, application.api_key_id, False, approved)
+        won = AuthEvent.objects.filter(
+            Q(pk=event.pk, state=State.PENDING, expires_at__gt=timezone.now())
+        ).update(
+            state=target, decided_at=timezone.now(), approving_device=device, signature=signature_
+        )
+        if not won:
+            raise AlreadyDecided()
+        event.refresh_from_db()
+        auth_event_recorded.send(sender=AuthEvent, event=event)
+    return Decision(event=event, approved=approved)
+
+
+def hand_out_tokens(event: AuthEvent) -> TokenSet | None:
+    """The approved event's token set, to the first poll after approval only."""
+    if event.state != State.APPROVED or event.tokens_handed_out_at is not None:
+        return None
+    identity = event.user.authdevice_identity
+    with transaction.atomic():
+        claimed = AuthEvent.objects.filter(
+            pk=event.pk, state=State.APPROVED, tokens_handed_out_at__isnull=True
+        ).update(tokens_handed_out_at=timezone.now())
+        if not claimed:
+            return None
+        tokens = issue_token_set(
+            identity=identity,
+            application=event.application,
+            auth_method=TRUSTED_DEVICE,
+            device=event.approving_device,
+        )
+        AuthEvent.objects.filter(pk=event.pk).update(token_family=tokens.family)
+    return tokens
+
+
+def expire_events() -> int:
+    """Mark pending events past their expiry as expired (periodic tidy-up)."""
+    return AuthEvent.objects.filter(state=State.PENDING, expires_at__lte=timezone.now()).update(
+        state=State.EXPIRED, decided_at=timezone.now()
+    )
