@@ -72,6 +72,7 @@ def live_site(
     args = ["authdevice_create_application", "--name", "Live", "--json"]
     for url in redirect_urls:
         args += ["--redirect-url", url]
+    args += list(create_args)
     created = json.loads(
         subprocess.run(
             [PY, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True
