@@ -57,8 +57,13 @@ def site_env(tmp: Path, **overrides: str) -> dict[str, str]:
 
 @contextmanager
 def live_site(
-    server: str = "gunicorn", redirect_urls: tuple[str, ...] = (), **env_overrides: str
+    server: str = "gunicorn",
+    redirect_urls: tuple[str, ...] = (),
+    create_args: tuple[str, ...] = (),
+    **env_overrides: str,
 ) -> Iterator[LiveSite]:
+    """Start the example site. ``create_args`` go to authdevice_create_application (e.g.
+    ``("--allow-unauthenticated-enrolment",)``); ``env_overrides`` to its environment."""
     tmp = Path(tempfile.mkdtemp(prefix="authdevice-live-"))
     port = free_port()
     env = site_env(tmp, AUTHDEVICE_ISSUER=f"http://127.0.0.1:{port}", **env_overrides)
@@ -72,6 +77,7 @@ def live_site(
     args = ["authdevice_create_application", "--name", "Live", "--json"]
     for url in redirect_urls:
         args += ["--redirect-url", url]
+    args += list(create_args)
     args += list(create_args)
     created = json.loads(
         subprocess.run(
