@@ -78,7 +78,6 @@ def live_site(
     for url in redirect_urls:
         args += ["--redirect-url", url]
     args += list(create_args)
-    args += list(create_args)
     created = json.loads(
         subprocess.run(
             [PY, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True
