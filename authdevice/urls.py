@@ -9,6 +9,7 @@ from .api.jwks import jwks_view
 
 urlpatterns = [
     path("api/v0/", include("authdevice.api.v0.urls")),
+    path("api/v1/", include("authdevice.api.v1.urls")),
     path(".well-known/jwks.json", jwks_view, name="authdevice-jwks"),
     path("", include("authdevice.web.urls")),
 ]

@@ -40,6 +40,7 @@ from . import ratelimit
 from .audit import record_event
 from .errors import FlowError, InvalidIdentifier
 from .identities import add_identifier, guess_kind, normalise_identifier
+from .tokens import TokenSet, issue_token_set
 
 CODE_DIGITS = 6
 _CHANNELS_FOR_KIND = {
@@ -111,6 +112,9 @@ class SignedIn:
     auth_method: str
     created: bool
     event: AuthEvent
+    #: Set when the caller asked for tokens (``issue_tokens``), issued in the same
+    #: transaction that consumed the code.
+    tokens: TokenSet | None = None
 
     @property
     def user(self) -> Any:
@@ -225,7 +229,11 @@ def start_challenge(
     return StartedChallenge(challenge=challenge, binding=binding)
 
 
-def _bound_challenge(challenge_id: object, binding: object, *, lock: bool) -> Challenge:
+def _bound_challenge(
+    challenge_id: object, binding: object, *, lock: bool, application: Application | None = None
+) -> Challenge:
+    """The challenge, if ``binding`` proves the caller started it (and, when given, through
+    the same application). Every mismatch looks the same: not found."""
     try:
         pk = int(challenge_id)  # type: ignore[call-overload]
     except (TypeError, ValueError) as exc:
@@ -236,17 +244,22 @@ def _bound_challenge(challenge_id: object, binding: object, *, lock: bool) -> Ch
         challenge is None
         or not isinstance(binding, str)
         or not constant_time_equals(sha256_hex(binding), challenge.binding_hash)
+        or (application is not None and challenge.application_id != application.pk)
     ):
         raise ChallengeNotFound()
     return challenge
 
 
 def resend_challenge(
-    *, challenge_id: object, binding: object, request: HttpRequest | None = None
+    *,
+    challenge_id: object,
+    binding: object,
+    request: HttpRequest | None = None,
+    application: Application | None = None,
 ) -> StartedChallenge:
     """Replace the code (and link) of a pending challenge and send it again."""
     with transaction.atomic():
-        challenge = _bound_challenge(challenge_id, binding, lock=True)
+        challenge = _bound_challenge(challenge_id, binding, lock=True, application=application)
         if challenge.state != Challenge.State.PENDING:
             raise ChallengeNotFound()
         if challenge.resends >= int(app_settings.CODE_MAX_RESENDS):
@@ -301,7 +314,12 @@ def _clear_failures(identifier: str) -> None:
         pass
 
 
-def _complete(challenge: Challenge, auth_method: str, request: HttpRequest | None) -> SignedIn:
+def _complete(
+    challenge: Challenge,
+    auth_method: str,
+    request: HttpRequest | None,
+    issue_tokens: Application | None = None,
+) -> SignedIn:
     """The identifier is proven: find or create the user, mark everything, audit."""
     now = timezone.now()
     row = (
@@ -341,6 +359,14 @@ def _complete(challenge: Challenge, auth_method: str, request: HttpRequest | Non
         request=request,
         details={"challenge_id": challenge.pk, "channel": challenge.channel, "new_user": created},
     )
+    tokens = None
+    if issue_tokens is not None:
+        tokens = issue_token_set(
+            identity=identity,
+            application=issue_tokens,
+            auth_method=auth_method,
+            identifier=row.value,
+        )
     _clear_failures(challenge.identifier)
     return SignedIn(
         identity=identity,
@@ -350,16 +376,27 @@ def _complete(challenge: Challenge, auth_method: str, request: HttpRequest | Non
         auth_method=auth_method,
         created=created,
         event=event,
+        tokens=tokens,
     )
 
 
 def verify_code(
-    *, challenge_id: object, binding: object, code: object, request: HttpRequest | None = None
+    *,
+    challenge_id: object,
+    binding: object,
+    code: object,
+    request: HttpRequest | None = None,
+    application: Application | None = None,
+    issue_tokens: bool = False,
 ) -> SignedIn:
-    """Check a code typed by the person who asked for it (same browser or client)."""
+    """Check a code typed by the person who asked for it (same browser or client).
+
+    With ``application``, the challenge must have been started through it; with
+    ``issue_tokens`` a token set for that application is issued in the same transaction
+    that consumes the code (nothing is half-done if signing fails)."""
     failed: Challenge | None = None
     with transaction.atomic():
-        challenge = _bound_challenge(challenge_id, binding, lock=True)
+        challenge = _bound_challenge(challenge_id, binding, lock=True, application=application)
         now = timezone.now()
         if challenge.state != Challenge.State.PENDING or now >= challenge.expires_at:
             raise InvalidCode()
@@ -367,7 +404,12 @@ def verify_code(
             raise ratelimit.RateLimited(int(app_settings.IDENTIFIER_FAILURE_WINDOW))
         typed = "".join(ch for ch in str(code or "")[:32] if not ch.isspace() and ch != "-")
         if constant_time_equals(_code_hash(typed, challenge), challenge.code_hash):
-            return _complete(challenge, Challenge.Method.OTP, request)
+            return _complete(
+                challenge,
+                Challenge.Method.OTP,
+                request,
+                issue_tokens=application if issue_tokens else None,
+            )
         challenge.attempts += 1
         if challenge.attempts >= int(app_settings.CODE_MAX_ATTEMPTS):
             challenge.state = Challenge.State.DEAD

@@ -111,7 +111,9 @@ def redeem_authorization_code(
     replayed = None
     with transaction.atomic():
         row = (
-            AuthorizationCode.objects.select_for_update()
+            # Lock only the code row: select_related would lock the application too and
+            # queue every redemption of that application behind this one.
+            AuthorizationCode.objects.select_for_update(of=("self",))
             .select_related("identity__user", "identifier", "application")
             .filter(pk=pk)
             .first()

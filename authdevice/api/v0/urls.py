@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path, re_path
 
 from ..jwks import jwks_view
-from . import views
+from . import verify, views
 
 app_name = "authdevice_v0"
 
@@ -19,5 +19,6 @@ urlpatterns = [
     path("token/revoke", views.RevokeView.as_view(), name="token-revoke"),
     path("token", views.TokenView.as_view(), name="token"),
     path("token/<str:api_key_id>", views.TokenView.as_view(), name="token-for-key"),
+    path("verify/get_identity", verify.GetIdentityView.as_view(), name="get-identity"),
     re_path(r"^.*$", not_found),
 ]
