@@ -110,6 +110,26 @@ class Defaults:
     MAX_REQUESTS_SINCE_SUCCESS: int = 10
     #: Email the user when a trusted device is added or removed.
     NOTIFY_DEVICE_CHANGES: bool = True
+    #: Native protocol: lifetime of a server-issued device challenge, seconds.
+    DEVICE_CHALLENGE_LIFETIME: int = 120
+    #: Number matching: the approver must type the number shown on the requesting screen.
+    NUMBER_MATCHING: bool = True
+    #: Digits of that number (NIST SP 800-63B-4 asks for at least 6 for a transferred secret).
+    MATCH_CODE_LENGTH: int = 6
+    #: Wrong numbers before the request is cancelled.
+    MATCH_MAX_ATTEMPTS: int = 3
+    #: Seconds a requester should wait between polls (RFC 8628 ``interval``); polling faster
+    #: answers ``slow_down`` and adds 5 seconds.
+    POLL_INTERVAL: int = 2
+    #: Lifetime of a QR binding code that adds a device, seconds (at most 600).
+    BINDING_LIFETIME: int = 180
+    #: Redis URL for real-time notifications across workers (pub/sub). Unset: waiters
+    #: re-check the database every 25 ms.
+    REDIS_URL: str | None = None
+    #: Longest ``?wait=`` a long-poll may ask for, seconds.
+    MAX_WAIT: int = 25
+    #: Dotted path of a geolocation backend (``locate(ip) -> str``) for approval pages.
+    GEOLOCATION_BACKEND: str | None = None
     #: Reverse proxies (CIDRs) whose ``X-Forwarded-For`` is believed for the client IP.
     TRUSTED_PROXIES: tuple[str, ...] = ()
     #: Default region for phone numbers written without ``+country`` (e.g. ``"US"``).

@@ -64,3 +64,27 @@ def now_ts() -> str:
 
 def login_message(uid: str, key: str, event: str, ts: str, approved: str = "true") -> str:
     return f"{uid}{key}{event}{ts}TRUSTED_DEVICE{approved}"
+
+
+class Browser:
+    """A WebCrypto-style trusted device: P-256, SPKI public key, raw R||S signatures
+    (what ``crypto.subtle.sign({name: "ECDSA", hash: "SHA-256"})`` returns)."""
+
+    def __init__(self) -> None:
+        self.private = ec.generate_private_key(ec.SECP256R1())
+
+    @property
+    def public_key(self) -> str:
+        der = self.private.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return base64.b64encode(der).decode()
+
+    algorithm = "EC"
+
+    def sign(self, message: bytes) -> str:
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+        r, s = decode_dss_signature(self.private.sign(message, ec.ECDSA(hashes.SHA256())))
+        raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()

@@ -20,7 +20,10 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 
 ALGORITHMS = {"ED25519": "ED25519", "EC": "EC", "ECDSA": "EC", "RSA": "RSA"}
 MAX_KEY_CHARS = 2000
@@ -144,9 +147,14 @@ def parse_public_key(value: object, algorithm: object = None) -> DeviceKey:
     return _spki(raw, algo)
 
 
-def verify(device_key: DeviceKey, message: bytes, signature: object) -> bool:
+def verify(
+    device_key: DeviceKey, message: bytes, signature: object, *, ec_encoding: str = "der"
+) -> bool:
     """Check a base64 signature over ``message`` with the pinned algorithm. Never raises
-    on bad input: malformed, truncated or wrong-kind signatures are simply invalid."""
+    on bad input: malformed, truncated or wrong-kind signatures are simply invalid.
+
+    ``ec_encoding`` pins the ECDSA signature format: ``"der"`` (Cotter's SDKs) or ``"raw"``
+    (64-byte R||S, as WebCrypto and JOSE produce; the native protocol)."""
     if (
         not isinstance(signature, str)
         or not signature.strip()
@@ -163,7 +171,13 @@ def verify(device_key: DeviceKey, message: bytes, signature: object) -> bool:
                 return False
             device_key.key.verify(sig, message)  # type: ignore[union-attr, call-arg]
         elif device_key.algorithm == "EC":
-            r, s = decode_dss_signature(sig)  # DER only; raw R||S is refused
+            if ec_encoding == "raw":
+                if len(sig) != 64:
+                    return False
+                r, s = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")
+                sig = encode_dss_signature(r, s)
+            else:
+                r, s = decode_dss_signature(sig)  # DER only; raw R||S is refused
             if not (0 < r and 0 < s):
                 return False
             device_key.key.verify(sig, message, ec.ECDSA(hashes.SHA256()))  # type: ignore[union-attr, call-arg]

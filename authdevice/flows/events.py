@@ -30,6 +30,7 @@ from .devices import (
     verify_device_signature,
 )
 from .errors import FlowError
+from . import notify
 from .keys import keyring
 from .ratelimit import RateLimited
 from .tokens import TokenSet, issue_token_set
@@ -82,7 +83,7 @@ def effective_state(event: AuthEvent) -> str:
 def new_event_row(
     *,
     identity: UserIdentity,
-    application: Application,
+    application: Application | None,
     event: str,
     state: str,
     client_timestamp: str = "",
@@ -112,7 +113,7 @@ def new_event_row(
     row.signature = _sign(
         row,
         identity.client_user_id,
-        application.api_key_id,
+        application.api_key_id if application is not None else "",
         state == State.PENDING,
         state == State.APPROVED,
     )
@@ -124,7 +125,7 @@ def new_event_row(
 def create_pending_event(
     *,
     identity: UserIdentity,
-    application: Application,
+    application: Application | None,
     event: str,
     client_timestamp: str = "",
     reported_ip: str = "",
@@ -236,6 +237,7 @@ def respond_to_event(
             raise AlreadyDecided()
         event.refresh_from_db()
         auth_event_recorded.send(sender=AuthEvent, event=event)
+        notify.announce(event.pk)
     return Decision(event=event, approved=approved)
 
 

@@ -8,6 +8,7 @@ from .devices import IdentifierDevice, TrustedDevice, UsedDeviceMessage
 from .events import AuthEvent
 from .identities import Identifier, UserIdentity
 from .keys import SigningKey
+from .native import DeviceBinding, DeviceChallenge
 from .tokens import RefreshToken
 
 __all__ = [
@@ -15,6 +16,8 @@ __all__ = [
     "AuthEvent",
     "AuthorizationCode",
     "Challenge",
+    "DeviceBinding",
+    "DeviceChallenge",
     "Channel",
     "Identifier",
     "IdentifierDevice",

@@ -83,6 +83,13 @@ class AuthEvent(models.Model):
     tokens_handed_out_at = models.DateTimeField(null=True, blank=True, editable=False)
     token_family = models.UUIDField(null=True, blank=True, editable=False)
     signature = models.TextField(_("server signature"), blank=True, default="", editable=False)
+    # Native protocol (/api/v1): only the requester (holder of the poll secret) learns the
+    # outcome; the approver must type the number shown on the requesting screen.
+    poll_secret_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
+    match_code_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
+    match_attempts = models.PositiveSmallIntegerField(default=0, editable=False)
+    last_polled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    poll_interval = models.PositiveSmallIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
