@@ -22,6 +22,7 @@ from ..conf import app_settings
 from ..http import client_ip, user_agent
 from ..models import Application, AuthEvent, TrustedDevice, UserIdentity
 from ..signals import auth_event_recorded
+from . import notify
 from .devices import (
     TRUSTED_DEVICE,
     DeviceNotTrusted,
@@ -30,7 +31,6 @@ from .devices import (
     verify_device_signature,
 )
 from .errors import FlowError
-from . import notify
 from .keys import keyring
 from .ratelimit import RateLimited
 from .tokens import TokenSet, issue_token_set

@@ -57,9 +57,7 @@ class KeyRing:
 
     def _load(self) -> None:
         now = timezone.now()
-        rows = SigningKey.objects.published(now, app_settings.key_retention).order_by(
-            "-generation"
-        )
+        rows = SigningKey.objects.published(now, app_settings.key_retention).order_by("-generation")
         self._entries = [
             _Entry(
                 kid=row.kid,
