@@ -481,7 +481,7 @@ def verify_code_for_identifier(value: str, token: object) -> bool:
 
 
 def mask_identifier(value: str) -> str:
-    """``a…@example.com`` / ``+1•••••2671``: enough to recognise, not to harvest."""
+    """``a…@example.com`` / ``+1••••••2671``: enough to recognise, not to harvest."""
     if "@" in value:
         local, _, domain = value.partition("@")
         return f"{local[:1]}…@{domain}"

@@ -49,9 +49,9 @@ def _key(scope: str, subject: str, window: int) -> tuple[str, int]:
 
 def hit(limit: Limit, subject: str) -> None:
     """Count one event for ``subject``; raise RateLimited once over the limit."""
-    cache = caches[app_settings.RATELIMIT_CACHE]
     key, remaining = _key(limit.scope, subject, limit.window)
     try:
+        cache = caches[app_settings.RATELIMIT_CACHE]
         cache.add(key, 0, timeout=limit.window + 1)
         count = cache.incr(key)
     except ValueError:  # expired between add and incr
@@ -64,19 +64,17 @@ def hit(limit: Limit, subject: str) -> None:
 
 
 def peek(scope: str, subject: str, window: int) -> int:
-    cache = caches[app_settings.RATELIMIT_CACHE]
     key, _ = _key(scope, subject, window)
     try:
-        return int(cache.get(key) or 0)
+        return int(caches[app_settings.RATELIMIT_CACHE].get(key) or 0)
     except Exception as exc:
         raise RateLimitUnavailable() from exc
 
 
 def reset(scope: str, subject: str, window: int) -> None:
-    cache = caches[app_settings.RATELIMIT_CACHE]
     key, _ = _key(scope, subject, window)
     try:
-        cache.delete(key)
+        caches[app_settings.RATELIMIT_CACHE].delete(key)
     except Exception as exc:
         raise RateLimitUnavailable() from exc
 
