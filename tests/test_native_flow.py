@@ -218,3 +218,31 @@ def test_qr_binding(identity):
         )
     confirmed = native.confirm_binding(binding_id=binding.pk, identity=identity, comparison=compare)
     assert TrustedDevice.objects.get(pk=confirmed.pk).is_active
+
+
+def test_unknown_identifiers_get_a_decoy_that_polls_the_same(identity, application, device):
+    from django.core.cache import cache
+
+    cache.clear()
+    real = native.start_approval_for_identifier(
+        identifier="alice@example.com", application=application
+    )
+    fake = native.start_approval_for_identifier(
+        identifier="nobody@example.com", application=application
+    )
+    assert real.event.pk and fake.event.pk and len(real.poll_secret) == len(fake.poll_secret)
+    assert len(real.match_code) == len(fake.match_code) == 6
+    assert not AuthEvent.objects.filter(pk=fake.event.pk).exists()
+    assert native.poll(fake.event.pk, fake.poll_secret).status == "authorization_pending"
+    with pytest.raises(EventNotFound):
+        native.poll(fake.event.pk, fake.poll_secret[:-2] + "AA")
+    with time_machine.travel(timezone.now() + timedelta(seconds=181)):
+        assert native.poll(fake.event.pk, fake.poll_secret).status == "expired_token"
+        assert native.poll(real.event.pk, real.poll_secret).status == "expired_token"
+    from authdevice.flows.ratelimit import RateLimited
+
+    for who in ("alice@example.com", "nobody@example.com"):
+        for _ in range(2):
+            native.start_approval_for_identifier(identifier=who, application=application)
+        with pytest.raises(RateLimited):
+            native.start_approval_for_identifier(identifier=who, application=application)

@@ -13,10 +13,11 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -276,6 +277,65 @@ def start_approval(
     )
 
 
+def _decoy_secret(event_id: int, expires: int) -> str:
+    nonce = secrets.token_bytes(8)
+    mac = bytes.fromhex(server_hmac_hex(f"{event_id}:{expires}:{nonce.hex()}", "decoy"))[:16]
+    raw = mac + expires.to_bytes(8, "big") + nonce
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _decoy_expiry(event_id: int, poll_secret: str) -> int | None:
+    """The expiry of a decoy request, if ``poll_secret`` is one we minted for ``event_id``."""
+    try:
+        raw = base64.urlsafe_b64decode(poll_secret + "=" * (-len(poll_secret) % 4))
+    except (ValueError, TypeError):
+        return None
+    if len(raw) != 32:
+        return None
+    mac, expires, nonce = raw[:16], int.from_bytes(raw[16:24], "big"), raw[24:]
+    expected = bytes.fromhex(server_hmac_hex(f"{event_id}:{expires}:{nonce.hex()}", "decoy"))[:16]
+    return expires if constant_time_equals(mac.hex(), expected.hex()) else None
+
+
+def start_approval_for_identifier(
+    *, identifier: str, application: Application | None, request: HttpRequest | None = None
+) -> ApprovalRequest:
+    """Start an approval request for whoever owns ``identifier``. For an unknown identifier
+    or a user without an active trusted device, a decoy request that looks and polls the
+    same (pending, then expired) is returned: the answer never tells who has an account."""
+    from .identities import find_identity
+    from .ratelimit import Limit, hit
+
+    lifetime = int(app_settings.PENDING_EVENT_LIFETIME)
+    # The same budget for known and unknown identifiers (push-bombing limit, no oracle).
+    hit(
+        Limit("approval-id", int(app_settings.MAX_OUTSTANDING_EVENTS), lifetime),
+        identifier.strip().lower(),
+    )
+    identity = find_identity(identifier)
+    if (
+        identity is not None
+        and TrustedDevice.objects.active().filter(user_id=identity.user_id).exists()
+    ):
+        return start_approval(identity=identity, application=application, request=request)
+    from ..models.ids import random_public_int
+
+    digits = max(2, min(int(app_settings.MATCH_CODE_LENGTH), 10))
+    event_id = random_public_int()
+    expires = int(timezone.now().timestamp()) + lifetime
+    decoy = AuthEvent(
+        pk=event_id, state=State.PENDING, expires_at=timezone.now() + timedelta(seconds=lifetime)
+    )
+    return ApprovalRequest(
+        event=decoy,
+        poll_secret=_decoy_secret(event_id, expires),
+        match_code=f"{secrets.randbelow(10**digits):0{digits}d}"
+        if app_settings.NUMBER_MATCHING
+        else "",
+        interval=int(app_settings.POLL_INTERVAL),
+    )
+
+
 def pending_for(identity: UserIdentity) -> list[AuthEvent]:
     """Unexpired native-protocol requests waiting for this user's approval (newest first)."""
     return list(
@@ -394,6 +454,16 @@ def _requester_event(event_id: object, poll_secret: object) -> AuthEvent:
     except (TypeError, ValueError) as exc:
         raise EventNotFound() from exc
     event = AuthEvent.objects.select_related("application").filter(pk=pk).first()
+    if event is None and isinstance(poll_secret, str):
+        expires = _decoy_expiry(pk, poll_secret)
+        if expires is not None:
+            # A decoy (unknown identifier): pending until it expires, like a real request.
+            return AuthEvent(
+                pk=pk,
+                state=State.PENDING,
+                expires_at=datetime.fromtimestamp(expires, tz=UTC),
+                poll_interval=int(app_settings.POLL_INTERVAL),
+            )
     if (
         event is None
         or not event.poll_secret_hash
@@ -429,6 +499,8 @@ def poll(
     now = timezone.now()
     status = status_of(event)
     interval = event.poll_interval or int(app_settings.POLL_INTERVAL)
+    if event.user_id is None:  # a decoy: nothing to record
+        return PollResult(status, interval, event=event)
     if status == "authorization_pending" and enforce_interval:
         too_soon = event.last_polled_at is not None and (now - event.last_polled_at) < timedelta(
             seconds=interval
