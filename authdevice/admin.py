@@ -1,20 +1,69 @@
-"""The staff console: applications, keys, tokens and the audit log."""
+"""The staff console: applications, keys, tokens, trusted devices, users and the audit log.
+
+Staff act only through flows (a revoke is ``flows.devices.remove_device``, exactly like a
+removal by the user). Nothing secret is shown: devices hold public keys only (shown
+truncated), secrets are stored hashed.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from .flows import applications as app_flows
+from .flows import devices as device_flows
 from .flows import keys as key_flows
 from .flows import tokens as token_flows
-from .models import Application, AuthEvent, Identifier, RefreshToken, SigningKey, UserIdentity
+from .models import (
+    Application,
+    AuthEvent,
+    Identifier,
+    RefreshToken,
+    SigningKey,
+    TrustedDevice,
+    UserIdentity,
+)
+
+#: ``user__<USERNAME_FIELD>``: search by the site's user name, whatever its user model.
+USERNAME_LOOKUP = f"user__{get_user_model().USERNAME_FIELD}"
+RECENT_EVENTS = 20
+
+
+class UserFilter(admin.SimpleListFilter):
+    """Filter by user (``?user=<pk>``), linked from the user's page. It offers no list of
+    all users (that would not scale); when active it shows who is selected."""
+
+    title = _("user")
+    parameter_name = "user"
+
+    def _user(self) -> Any:
+        value = self.value()
+        if not value:
+            return None
+        try:
+            return get_user_model()._default_manager.filter(pk=value).first()
+        except (ValueError, TypeError, ValidationError):
+            return None
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        user = self._user()
+        return [(str(self.value()), str(user))] if user is not None else []
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if not self.value():
+            return queryset
+        user = self._user()
+        return queryset.filter(user=user) if user is not None else queryset.none()
 
 
 def _show_secret(request: HttpRequest, app: Application, secret: str) -> HttpResponse:
@@ -39,7 +88,7 @@ class ApplicationAdmin(admin.ModelAdmin):
         "name",
         "api_key_id",
         "is_active",
-        "allow_unauthenticated_enrolment",
+        "enrolment_mode",
         "created_at",
     ]
     list_filter = ["is_active", "allow_unauthenticated_enrolment"]
@@ -58,6 +107,54 @@ class ApplicationAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     actions = ["reset_secret"]
+
+    @admin.display(description=_("device enrolment"), ordering="allow_unauthenticated_enrolment")
+    def enrolment_mode(self, obj: Application) -> str:
+        if obj.allow_unauthenticated_enrolment:
+            return format_html(
+                '<strong style="color:#ba2121">{}</strong>',
+                _("LEGACY: no proof needed (unsafe)"),
+            )
+        return str(_("bearer token required"))
+
+    def _warn_legacy(self, request: HttpRequest, names: list[str]) -> None:
+        if names:
+            messages.warning(
+                request,
+                _(
+                    "Unauthenticated trusted-device enrolment (legacy Cotter behaviour) is ON "
+                    "for: %(names)s. Anyone who knows a user id can enrol a device for that "
+                    "user. Turn it off once your apps send a bearer token when enrolling."
+                )
+                % {"names": ", ".join(names)},
+            )
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if request.method == "GET":
+            self._warn_legacy(
+                request,
+                list(
+                    Application.objects.filter(
+                        allow_unauthenticated_enrolment=True, is_active=True
+                    ).values_list("name", flat=True)[:10]
+                ),
+            )
+        return super().changelist_view(request, extra_context)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        if request.method == "GET":
+            app = self.get_object(request, object_id)
+            if app is not None and app.allow_unauthenticated_enrolment:
+                self._warn_legacy(request, [app.name])
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request: HttpRequest, obj: Application, form: Any, change: bool) -> None:
         if not change:
@@ -189,6 +286,8 @@ class RefreshTokenAdmin(admin.ModelAdmin):
 
 @admin.register(AuthEvent)
 class AuthEventAdmin(admin.ModelAdmin):
+    """The audit log: read-only."""
+
     list_display = [
         "id",
         "created_at",
@@ -198,10 +297,30 @@ class AuthEventAdmin(admin.ModelAdmin):
         "user",
         "application",
         "ip",
+        "requesting_device",
+        "approving_device",
         "actor",
     ]
-    list_filter = ["event", "state", "method", "application", "created_at"]
-    search_fields = ["=id", "user__username", "ip", "actor"]
+    list_filter = [
+        UserFilter,
+        "application",
+        "event",
+        "method",
+        "state",
+        ("created_at", admin.DateFieldListFilter),
+    ]
+    search_fields = [
+        "=id",
+        USERNAME_LOOKUP,
+        "=user__authdevice_identity__client_user_id",
+        "ip",
+        "reported_ip",
+        "reported_location",
+        "actor",
+        "requesting_device__name",
+        "approving_device__name",
+    ]
+    list_select_related = ["user", "application", "requesting_device", "approving_device"]
     date_hierarchy = "created_at"
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
@@ -215,3 +334,246 @@ class AuthEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# --------------------------------------------------------------------------- trusted devices
+
+
+class DeviceStatusFilter(admin.SimpleListFilter):
+    title = _("status")
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("active", _("active")), ("revoked", _("revoked"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "active":
+            return queryset.filter(revoked_at__isnull=True, confirmed=True)
+        if self.value() == "revoked":
+            return queryset.exclude(revoked_at__isnull=True, confirmed=True)
+        return queryset
+
+
+def _device_status(obj: TrustedDevice) -> str:
+    if obj.revoked_at is not None:
+        return str(_("revoked"))
+    return str(_("active")) if obj.confirmed else str(_("unconfirmed"))
+
+
+def _public_key_preview(obj: TrustedDevice) -> str:
+    key = obj.public_key or ""
+    return f"{key[:16]}… ({len(key)} chars)" if key else ""
+
+
+@admin.register(TrustedDevice)
+class TrustedDeviceAdmin(admin.ModelAdmin):
+    """Devices are read-only here; the one change staff can make is "revoke", which runs
+    ``flows.devices.remove_device`` (signatures stop at once, the device's refresh-token
+    families are revoked, the user is notified) and needs ``authdevice.revoke_trusteddevice``.
+    There is no private material to show; the public key is shown truncated."""
+
+    list_display = [
+        "name",
+        "user",
+        "algorithm",
+        "device_type",
+        "application",
+        "created_at",
+        "last_used_at",
+        "status",
+    ]
+    list_filter = [
+        DeviceStatusFilter,
+        "algorithm",
+        "application",
+        UserFilter,
+        ("last_used_at", admin.DateFieldListFilter),
+    ]
+    search_fields = [
+        "name",
+        "device_type",
+        USERNAME_LOOKUP,
+        "=user__authdevice_identity__client_user_id",
+        "=fingerprint",
+    ]
+    list_select_related = ["user", "application"]
+    fields = [
+        "user",
+        "name",
+        "status",
+        "algorithm",
+        "device_type",
+        "application",
+        "public_key_preview",
+        "fingerprint",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+        "revoked_by",
+        "revoke_reason",
+    ]
+    readonly_fields = fields
+    actions = ["revoke"]
+    date_hierarchy = "created_at"
+
+    @admin.display(description=_("status"))
+    def status(self, obj: TrustedDevice) -> str:
+        return _device_status(obj)
+
+    @admin.display(description=_("public key"))
+    def public_key_preview(self, obj: TrustedDevice) -> str:
+        return _public_key_preview(obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deleting the row would skip the cascade (sessions, audit, notification): revoke.
+        return False
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.revoke_trusteddevice")
+
+    @admin.action(
+        description=_("Revoke: signatures and sessions stop at once"), permissions=["revoke"]
+    )
+    def revoke(self, request: HttpRequest, queryset: QuerySet[TrustedDevice]) -> None:
+        actor = request.user.get_username()
+        revoked = 0
+        for device in queryset.filter(revoked_at__isnull=True):
+            if device_flows.remove_device(
+                device, actor=actor, reason="revoked by staff", request=request
+            ):
+                revoked += 1
+                self.log_change(request, device, "Revoked (signatures and sessions ended).")
+        self.message_user(request, _("Revoked %(n)d device(s).") % {"n": revoked})
+
+
+# --------------------------------------------------------------------------- users
+
+
+class UserIdentityInline(admin.StackedInline):
+    model = UserIdentity
+    fk_name = "user"
+    extra = 0
+    max_num = 1
+    can_delete = False
+    verbose_name = _("authdevice identity")
+    fields = ["public_id", "client_user_id", "identifier_list", "created_at"]
+    readonly_fields = fields
+
+    @admin.display(description=_("identifiers"))
+    def identifier_list(self, obj: UserIdentity) -> str:
+        rows = obj.identifiers.order_by("-is_primary", "created_at")
+        return format_html_join(
+            ", ",
+            "{} ({}{})",
+            (
+                (
+                    row.value,
+                    row.get_kind_display(),
+                    "" if row.verified_at else ", " + str(_("unverified")),
+                )
+                for row in rows
+            ),
+        ) or str(_("none"))
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class TrustedDeviceInline(admin.TabularInline):
+    model = TrustedDevice
+    fk_name = "user"
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    verbose_name_plural = _("trusted devices (revoke them from the device list)")
+    fields = ["name", "status", "algorithm", "device_type", "created_at", "last_used_at"]
+    readonly_fields = fields
+
+    @admin.display(description=_("status"))
+    def status(self, obj: TrustedDevice) -> str:
+        return _device_status(obj)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class RecentEventsFormSet(BaseInlineFormSet):
+    """Only the newest events (the full log is one click away, filtered by user)."""
+
+    def get_queryset(self) -> QuerySet:
+        if not hasattr(self, "_recent"):
+            self._recent = super().get_queryset().order_by("-created_at")[:RECENT_EVENTS]
+        return self._recent
+
+
+class RecentAuthEventInline(admin.TabularInline):
+    model = AuthEvent
+    fk_name = "user"
+    formset = RecentEventsFormSet
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    verbose_name_plural = _("recent auth events (newest 20)")
+    fields = ["created_at", "event", "state", "method", "application", "ip", "actor"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+USER_INLINES = [UserIdentityInline, TrustedDeviceInline, RecentAuthEventInline]
+
+
+def install_user_inlines(site: admin.AdminSite = admin.site) -> bool:
+    """Add identifiers, devices and recent events to the user admin, if the user model is
+    registered with ``django.contrib.auth.admin.UserAdmin`` (or a subclass): the registered
+    class is subclassed, so a site's own customisations survive. Otherwise nothing changes
+    (a site with its own user admin can add ``USER_INLINES`` itself)."""
+    # Registers auth.User's admin now (authdevice may come before django.contrib.auth in
+    # INSTALLED_APPS, and autodiscover imports admin modules in that order).
+    from django.contrib.auth import admin as auth_admin
+
+    user_model = get_user_model()
+    current = site._registry.get(user_model)
+    if not isinstance(current, auth_admin.UserAdmin):
+        return False
+    base = type(current)
+    if getattr(base, "authdevice_inlines", False):
+        return True
+    extended = type(
+        f"AuthDevice{base.__name__}",
+        (base,),
+        {
+            "__module__": __name__,
+            "authdevice_inlines": True,
+            "inlines": [*base.inlines, *USER_INLINES],
+        },
+    )
+    site.unregister(user_model)
+    site.register(user_model, extended)
+    return True
+
+
+install_user_inlines()

@@ -146,7 +146,7 @@ def test_rejected_and_expired_events_never_yield_tokens(identity, application, u
     phone = Phone.new()
     enrol(identity, application, phone)
     rejected = events.create_pending_event(
-        identity=identity, application=application, event="LOGIN", client_timestamp="1"
+        identity=identity, application=application, event="LOGIN", client_timestamp=now_ts()
     )
     events.respond_to_event(
         event=rejected,
@@ -155,12 +155,12 @@ def test_rejected_and_expired_events_never_yield_tokens(identity, application, u
         application=application,
         approved=False,
         public_key=phone.public_key,
-        signature=phone.sign(login_message(uid, application.api_key_id, "LOGIN", "1", "false")),
+        signature=phone.sign(login_message(uid, application.api_key_id, "LOGIN", rejected.client_timestamp, "false")),
     )
     assert AuthEvent.objects.get(pk=rejected.pk).state == "rejected"
     assert events.hand_out_tokens(AuthEvent.objects.get(pk=rejected.pk)) is None
     expiring = events.create_pending_event(
-        identity=identity, application=application, event="LOGIN", client_timestamp="2"
+        identity=identity, application=application, event="LOGIN", client_timestamp=now_ts()
     )
     with time_machine.travel(timezone.now() + timedelta(seconds=181)):
         assert events.effective_state(expiring) == "expired"
@@ -173,7 +173,7 @@ def test_rejected_and_expired_events_never_yield_tokens(identity, application, u
                 application=application,
                 approved=True,
                 public_key=phone.public_key,
-                signature=phone.sign(login_message(uid, application.api_key_id, "LOGIN", "2")),
+                signature=phone.sign(login_message(uid, application.api_key_id, "LOGIN", expiring.client_timestamp)),
             )
         assert events.expire_events() == 1
     assert events.hand_out_tokens(AuthEvent.objects.get(pk=expiring.pk)) is None
@@ -182,13 +182,13 @@ def test_rejected_and_expired_events_never_yield_tokens(identity, application, u
 def test_push_bombing_limits(identity, application):
     for i in range(3):
         events.create_pending_event(
-            identity=identity, application=application, event="LOGIN", client_timestamp=str(i)
+            identity=identity, application=application, event="LOGIN", client_timestamp=now_ts()
         )
     from authdevice.flows.ratelimit import RateLimited
 
     with pytest.raises(RateLimited):
         events.create_pending_event(
-            identity=identity, application=application, event="LOGIN", client_timestamp="9"
+            identity=identity, application=application, event="LOGIN", client_timestamp=now_ts()
         )
 
 
@@ -246,3 +246,10 @@ def test_qr_enrolment_and_removal_revokes_sessions(
         )
     assert device_a.revoked_at is None
     assert AuthEvent.objects.filter(event="DEVICE_REMOVED").count() == 1
+
+
+def test_pending_requests_need_a_current_timestamp(identity, application):
+    with pytest.raises(devices.StaleTimestamp):
+        events.create_pending_event(
+            identity=identity, application=application, event="LOGIN", client_timestamp=str(int(now_ts()) - 86400)
+        )

@@ -215,7 +215,7 @@ def test_header_and_path_key_mismatch(client, application, other_application, to
         "/api/v0/nope",
         "/api/v0/token/",
         "/api/v0/token/a/b",
-        "/api/v0/user/list",
+        "/api/v0/user/list/extra",
         "/api/v0/../admin/",
         "/api/v0/%00",
         "/api/v0/" + "a" * 5000,

@@ -135,7 +135,11 @@ def create_pending_event(
     """Cotter B2: a non-trusted device asks the user's trusted devices to approve a login.
 
     Push-bombing limits: at most MAX_OUTSTANDING_EVENTS pending at once, and at most
-    MAX_REQUESTS_SINCE_SUCCESS within the last hour since the last successful sign-in."""
+    MAX_REQUESTS_SINCE_SUCCESS within the last hour since the last successful sign-in.
+    The client's timestamp must be current (it is part of what the approver signs)."""
+    from .devices import check_timestamp
+
+    check_timestamp(client_timestamp)
     now = timezone.now()
     with transaction.atomic():
         pending = AuthEvent.objects.filter(
@@ -144,7 +148,9 @@ def create_pending_event(
         if pending >= int(app_settings.MAX_OUTSTANDING_EVENTS):
             raise RateLimited(int(app_settings.PENDING_EVENT_LIFETIME))
         last_success = (
-            AuthEvent.objects.filter(user=identity.user, event="LOGIN", state=State.APPROVED)
+            AuthEvent.objects.filter(
+                user=identity.user, event__startswith="LOGIN", state=State.APPROVED
+            )
             .order_by("-created_at")
             .values_list("created_at", flat=True)
             .first()
@@ -168,15 +174,17 @@ def create_pending_event(
         )
 
 
-def newest_pending_event(identity: UserIdentity) -> AuthEvent | None:
-    """The user's newest unexpired pending event (one indexed lookup), or None."""
-    return (
-        AuthEvent.objects.filter(
-            user_id=identity.user_id, state=State.PENDING, expires_at__gt=timezone.now()
-        )
-        .order_by("-created_at")
-        .first()
+def newest_pending_event(
+    identity: UserIdentity, application: Application | None = None
+) -> AuthEvent | None:
+    """The user's newest unexpired pending event (one indexed lookup), or None; with
+    ``application``, the newest one made through that application."""
+    qs = AuthEvent.objects.filter(
+        user_id=identity.user_id, state=State.PENDING, expires_at__gt=timezone.now()
     )
+    if application is not None:
+        qs = qs.filter(application=application)
+    return qs.order_by("-created_at").first()
 
 
 def get_event(event_id: object, application: Application) -> AuthEvent:
@@ -242,13 +250,22 @@ def respond_to_event(
 
 
 def hand_out_tokens(event: AuthEvent) -> TokenSet | None:
-    """The approved event's token set, to the first poll after approval only."""
-    if event.state != State.APPROVED or event.tokens_handed_out_at is not None:
+    """The approved event's token set, to the first poll after approval only. Only a
+    request that waited for approval has tokens to hand out (not a signed sign-in, whose
+    tokens went out with it, nor a QR enrolment or any other audit row)."""
+    if (
+        event.state != State.APPROVED
+        or event.tokens_handed_out_at is not None
+        or event.expires_at is None
+    ):
         return None
     identity = event.user.authdevice_identity
     with transaction.atomic():
         claimed = AuthEvent.objects.filter(
-            pk=event.pk, state=State.APPROVED, tokens_handed_out_at__isnull=True
+            pk=event.pk,
+            state=State.APPROVED,
+            tokens_handed_out_at__isnull=True,
+            expires_at__isnull=False,
         ).update(tokens_handed_out_at=timezone.now())
         if not claimed:
             return None

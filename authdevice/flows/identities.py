@@ -10,7 +10,22 @@ from django.utils import timezone
 
 from ..conf import app_settings
 from ..models import Identifier, UserIdentity
-from .errors import IdentifierTaken, InvalidIdentifier
+from .errors import FlowError, IdentifierTaken, InvalidIdentifier
+
+
+class UserExists(FlowError):
+    """User already exists"""  # Flutter matches this exact text (cotter-api.md §1.3).
+
+    code = "user_exists"
+    status = 409
+
+
+class SignupClosed(FlowError):
+    """Sign-up is closed."""
+
+    code = "signup_closed"
+    status = 403
+
 
 _email_validator = EmailValidator()
 
@@ -114,3 +129,34 @@ def find_identity(value: str, kind: str | None = None) -> UserIdentity | None:
 def primary_identifier(identity: UserIdentity) -> str:
     row = identity.identifiers.order_by("-is_primary", "created_at").first()
     return row.value if row is not None else ""
+
+
+def create_user(
+    values: list[tuple[str, str]], *, client_user_id: str | None = None
+) -> UserIdentity:
+    """Create a user with unverified identifiers (Cotter's ``POST /user/create``) and, if
+    given, a chosen client user id. Nothing here signs anybody in: the identifiers stay
+    unverified until a code or link proves them."""
+    from ..adapter import get_adapter
+    from .devices import resolve_identity
+
+    adapter = get_adapter()
+    kind, value = values[0]
+    if not adapter.is_signup_allowed(kind, value):
+        raise SignupClosed()
+    try:
+        with transaction.atomic():
+            if any(find_identity(v, k) is not None for k, v in values):
+                raise UserExists()
+            if client_user_id and resolve_identity(client_user_id) is not None:
+                raise UserExists()
+            user = adapter.create_user(kind, value)
+            if client_user_id:
+                UserIdentity.objects.create(user=user, client_user_id=client_user_id)
+            for k, v in values:
+                add_identifier(user, k, v, verified=False)
+            return identity_for_user(user)
+    except IntegrityError as exc:  # a concurrent create of the same user
+        raise UserExists() from exc
+    except IdentifierTaken as exc:
+        raise UserExists() from exc
