@@ -382,9 +382,12 @@ def test_c06_an_old_approval_cannot_be_replayed_onto_a_new_request(api, applicat
     first = create_pending(api, application, uid, ts=ts)
     approval = respond_body(application, uid, phone, first)
     assert respond(api, application, first, approval).status_code == 200
-    # An attacker asks again with the same event name and timestamp, then replays.
+    # An attacker asks again with the same event name and timestamp, then replays. The
+    # server chooses pending timestamps and never reuses one the device already signed,
+    # so the old signature does not even verify.
     second = create_pending(api, application, uid, ts=ts)
-    cotter_error(respond(api, application, second, approval), 400, "replayed")
+    assert second["timestamp"] != first["timestamp"]
+    cotter_error(respond(api, application, second, approval), 401, "bad_signature")
     assert AuthEvent.objects.get(pk=second["ID"]).state == "pending"
     # With another timestamp the old signature does not verify at all.
     third = create_pending(api, application, uid, ts=str(int(ts) - 5))

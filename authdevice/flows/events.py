@@ -8,8 +8,9 @@ Approve vs reject and the token hand-out are conditional UPDATEs: exactly one ou
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -20,7 +21,7 @@ from django.utils import timezone
 
 from ..conf import app_settings
 from ..http import client_ip, user_agent
-from ..models import Application, AuthEvent, TrustedDevice, UserIdentity
+from ..models import Application, AuthEvent, TrustedDevice, UsedDeviceMessage, UserIdentity
 from ..signals import auth_event_recorded
 from . import notify
 from .devices import (
@@ -166,12 +167,39 @@ def create_pending_event(
             application=application,
             event=event,
             state=State.PENDING,
-            client_timestamp=client_timestamp,
+            client_timestamp=_server_timestamp(identity, application, str(event), now),
             reported_ip=reported_ip,
             reported_location=reported_location,
             request=request,
             expires_at=now + timedelta(seconds=int(app_settings.PENDING_EVENT_LIFETIME)),
         )
+
+
+def _server_timestamp(
+    identity: UserIdentity, application: Application | None, event: str, now: datetime
+) -> str:
+    """The timestamp a pending event carries, which the approving device signs (§2.2).
+
+    The server chooses it (now), never the requester: a requester choosing it could line
+    a new request up with a login signature it captured. If the user's device already
+    used the resulting string (its own sign-in in the same second), step back a second so
+    the approval never collides with the replay cache."""
+    issuer = application.api_key_id if application is not None else ""
+    uids = {identity.client_user_id, str(identity.public_id)}
+    ts = int(now.timestamp())
+    for candidate in range(ts, ts - 30, -1):
+        digests = [
+            hashlib.sha256(
+                login_message(uid, issuer, event, str(candidate), d).encode()
+            ).hexdigest()
+            for uid in uids
+            for d in ("true", "false")
+        ]
+        if not UsedDeviceMessage.objects.filter(
+            device__user_id=identity.user_id, digest__in=digests
+        ).exists():
+            return str(candidate)
+    return str(ts)
 
 
 def newest_pending_event(
