@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
 
 
 @dataclass(frozen=True)
@@ -147,15 +148,34 @@ _NAMES = {f.name for f in fields(Defaults)}
 
 
 class AppSettings:
-    """Reads ``AUTHDEVICE_<NAME>`` from Django settings, falling back to :class:`Defaults`."""
+    """Reads ``AUTHDEVICE_<NAME>`` from Django settings, falling back to :class:`Defaults`.
+
+    Values are cached (settings are read on hot paths); the cache is dropped whenever a
+    setting changes (``override_settings`` and the pytest ``settings`` fixture send
+    ``setting_changed``)."""
 
     prefix = "AUTHDEVICE_"
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+        self._holder: object = None
 
     def __getattr__(self, name: str) -> Any:
         if name not in _NAMES:
             raise AttributeError(f"Unknown authdevice setting {name!r}")
-        value = getattr(settings, self.prefix + name, getattr(_DEFAULTS, name))
-        return value
+        holder = settings._wrapped
+        if holder is not self._holder:  # override_settings swapped the settings object
+            self._cache = {}
+            self._holder = holder
+        try:
+            return self._cache[name]
+        except KeyError:
+            value = getattr(settings, self.prefix + name, getattr(_DEFAULTS, name))
+            self._cache[name] = value
+            return value
+
+    def reload(self) -> None:
+        self._cache = {}
 
     @property
     def issuer(self) -> str:
@@ -199,3 +219,12 @@ class AppSettings:
 
 
 app_settings = AppSettings()
+
+
+def _setting_changed(*, setting: str, **kwargs: Any) -> None:
+    # SECRET_KEY and DEBUG feed derived values too; any AUTHDEVICE_* change drops the cache.
+    if setting.startswith(AppSettings.prefix) or setting in ("SECRET_KEY", "DEBUG"):
+        app_settings.reload()
+
+
+setting_changed.connect(_setting_changed)

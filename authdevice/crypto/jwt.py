@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -44,10 +46,15 @@ def verify(
         raise TokenError("malformed token")
     if token.count(".") != 2:
         raise TokenError("malformed token")
+    # Read the header ourselves (PyJWT would parse the whole token twice): it only picks
+    # the key; jwt.decode below verifies everything, header included.
+    head = token.partition(".")[0]
     try:
-        header = jwt.get_unverified_header(token)
-    except (jwt.PyJWTError, ValueError, TypeError) as exc:
+        header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
         raise TokenError("malformed token") from exc
+    if not isinstance(header, dict):
+        raise TokenError("malformed token")
     if header.get("alg") != "ES256":
         raise TokenError("unsupported algorithm")
     if header.get("typ") != typ:

@@ -19,12 +19,15 @@ def record_event(
     request: HttpRequest | None = None,
     actor: str = "",
     details: dict[str, Any] | None = None,
+    user_id: Any = None,
 ) -> AuthEvent:
-    """Write one audit row and announce it. Call inside the transaction of the change."""
+    """Write one audit row and announce it. Call inside the transaction of the change.
+    Pass ``user`` or, when only its id is at hand, ``user_id`` (saves a query)."""
     row = AuthEvent.objects.create(
         event=event,
         state=state,
         user=user,
+        **({"user_id": user_id} if user is None and user_id is not None else {}),
         application=application,
         method=method,
         ip=client_ip(request) if request is not None else None,

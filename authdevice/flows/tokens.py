@@ -25,7 +25,7 @@ from ..signals import (
     tokens_issued,
     tokens_revoked,
 )
-from .applications import accepted_audiences
+from .applications import accepted_audiences, get_application
 from .audit import record_event
 from .errors import InvalidGrant, InvalidToken
 from .identities import primary_identifier
@@ -124,30 +124,28 @@ def _sign_pair(
     return access, id_token, access_lifetime
 
 
-def issue_token_set(
+def _prepare_token_set(
     *,
     identity: UserIdentity,
     application: Application,
     auth_method: str,
-    identifier: str | None = None,
-    auth_time: datetime | None = None,
-    scope: str = "access",
-    device: Any = None,
-    _parent: RefreshToken | None = None,
-) -> TokenSet:
-    """Issue access, ID and refresh tokens for a user signed in to an application.
-
-    One INSERT (the refresh-token row). The caller records the sign-in ``AuthEvent``.
-    """
+    identifier: str | None,
+    auth_time: datetime | None,
+    scope: str,
+    device: Any,
+    parent: RefreshToken | None,
+) -> tuple[RefreshToken, TokenSet]:
+    """Sign the JWTs and build the (unsaved) refresh-token row: all the work that needs no
+    database lock. The row's random id is known before it is inserted."""
     now = timezone.now()
-    if _parent is not None:
-        family, family_expires_at = _parent.family, _parent.family_expires_at
-        auth_time = _parent.auth_time
+    if parent is not None:
+        family, family_expires_at = parent.family, parent.family_expires_at
+        auth_time = parent.auth_time
     else:
         family = uuid.uuid4()
         family_expires_at = now + timedelta(seconds=app_settings.REFRESH_TOKEN_ABSOLUTE_LIFETIME)
         auth_time = auth_time or now
-    device_id = _parent.device_id if _parent is not None else getattr(device, "pk", None)
+    device_id = parent.device_id if parent is not None else getattr(device, "pk", None)
     if identifier is None:
         identifier = primary_identifier(identity)
     access, id_token, expires_in = _sign_pair(
@@ -161,10 +159,10 @@ def issue_token_set(
         now=now,
     )
     secret = random_token(32)
-    row = RefreshToken.objects.create(
+    row = RefreshToken(
         secret_hash=sha256_hex(secret),
         family=family,
-        parent=_parent,
+        parent=parent,
         application=application,
         identity=identity,
         device_id=device_id,
@@ -175,14 +173,7 @@ def issue_token_set(
         created_at=now,
         family_expires_at=family_expires_at,
     )
-    tokens_issued.send(
-        sender=RefreshToken,
-        identity=identity,
-        application=application,
-        refresh_token=row,
-        auth_method=auth_method,
-    )
-    return TokenSet(
+    tokens = TokenSet(
         access_token=access,
         id_token=id_token,
         refresh_token=f"{row.pk}:{secret}",
@@ -190,6 +181,46 @@ def issue_token_set(
         auth_method=auth_method,
         family=family,
     )
+    return row, tokens
+
+
+def _persist(row: RefreshToken, tokens: TokenSet) -> TokenSet:
+    row.save(force_insert=True)
+    tokens_issued.send(
+        sender=RefreshToken,
+        identity=row.identity,
+        application=row.application,
+        refresh_token=row,
+        auth_method=row.auth_method,
+    )
+    return tokens
+
+
+def issue_token_set(
+    *,
+    identity: UserIdentity,
+    application: Application,
+    auth_method: str,
+    identifier: str | None = None,
+    auth_time: datetime | None = None,
+    scope: str = "access",
+    device: Any = None,
+) -> TokenSet:
+    """Issue access, ID and refresh tokens for a user signed in to an application.
+
+    One INSERT (the refresh-token row). The caller records the sign-in ``AuthEvent``.
+    """
+    row, tokens = _prepare_token_set(
+        identity=identity,
+        application=application,
+        auth_method=auth_method,
+        identifier=identifier,
+        auth_time=auth_time,
+        scope=scope,
+        device=device,
+        parent=None,
+    )
+    return _persist(row, tokens)
 
 
 def _parse_refresh_token(raw: object) -> tuple[int, str] | None:
@@ -215,58 +246,57 @@ def refresh_token_set(
     """Rotate a refresh token: the presented token is spent, a child is issued.
 
     Presenting a spent token again (theft, or a lost race) revokes its whole family.
+    Everything but the conditional UPDATE and the INSERT happens before the write
+    transaction (lookup, checks, signing), so the write lock is held for two statements.
     """
     parsed = _parse_refresh_token(raw_token)
     if parsed is None:
         raise InvalidGrant()
     pk, secret = parsed
-    with transaction.atomic():
-        row = (
-            RefreshToken.objects.select_related("application", "identity__user")
-            .filter(pk=pk)
-            .first()
-        )
-        if row is None or not constant_time_equals(sha256_hex(secret), row.secret_hash):
-            raise InvalidGrant()
-        application = row.application
-        if application.api_key_id != api_key_id or not application.is_active:
-            raise InvalidGrant()
+    application = get_application(api_key_id)
+    row = RefreshToken.objects.for_refresh(pk)
+    if (
+        row is None
+        or not constant_time_equals(sha256_hex(secret), row.secret_hash)
+        or application is None
+        or row.application_id != application.pk
+        or row.revoked_at is not None
+    ):
+        raise InvalidGrant()
+    row.application = application
+    if row.used_at is None:
         now = timezone.now()
-        if row.revoked_at is not None:
+        idle_deadline = row.created_at + timedelta(seconds=app_settings.REFRESH_TOKEN_IDLE_LIFETIME)
+        if now >= row.family_expires_at or now >= idle_deadline:
             raise InvalidGrant()
-        if row.used_at is None:
-            idle_deadline = row.created_at + timedelta(
-                seconds=app_settings.REFRESH_TOKEN_IDLE_LIFETIME
-            )
-            if now >= row.family_expires_at or now >= idle_deadline:
-                raise InvalidGrant()
-            if not row.identity.user.is_active:
-                raise InvalidGrant()
+        if not row.user_is_active:  # type: ignore[attr-defined]
+            raise InvalidGrant()
+        child, tokens = _prepare_token_set(
+            identity=row.identity,
+            application=application,
+            auth_method=row.auth_method,
+            identifier=row.identifier,
+            auth_time=None,
+            scope=row.scope,
+            device=None,
+            parent=row,
+        )
+        with transaction.atomic():
             # Conditional UPDATE: of concurrent refreshes of one token exactly one wins.
-            won = RefreshToken.objects.filter(
-                pk=row.pk, used_at__isnull=True, revoked_at__isnull=True
-            ).update(used_at=now)
-            if won:
-                return issue_token_set(
-                    identity=row.identity,
-                    application=application,
-                    auth_method=row.auth_method,
-                    identifier=row.identifier,
-                    scope=row.scope,
-                    _parent=row,
-                )
+            if RefreshToken.objects.spend(row.pk, now):
+                return _persist(child, tokens)
+    with transaction.atomic():
         _revoke_families([row.family], "reuse")
         record_event(
             event=AuthEvent.Kind.REFRESH_TOKEN_REUSED,
             state=AuthEvent.State.REJECTED,
-            user=row.identity.user,
+            user_id=row.identity.user_id,
             application=application,
             method=row.auth_method,
             request=request,
             details={"family": str(row.family), "refresh_token_id": row.pk},
         )
         refresh_token_reused.send(sender=RefreshToken, refresh_token=row, family=row.family)
-    # Outside the atomic block: the family revocation above is committed.
     raise InvalidGrant()
 
 
