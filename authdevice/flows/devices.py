@@ -182,6 +182,16 @@ def enrol_device(
     return device
 
 
+def rename_device(device: TrustedDevice, name: str, *, actor: str = "") -> TrustedDevice:
+    """Give a device a new display name (trimmed, at most 64 characters, never empty)."""
+    cleaned = " ".join(str(name).split())[:64]
+    if not cleaned:
+        raise FlowError("A device needs a name.")
+    TrustedDevice.objects.filter(pk=device.pk).update(name=cleaned)
+    device.name = cleaned
+    return device
+
+
 def remove_device(
     device: TrustedDevice, *, actor: str = "", reason: str = "", request: HttpRequest | None = None
 ) -> bool:

@@ -53,6 +53,13 @@ class AlreadyDecided(FlowError):
     status = 409
 
 
+class EventExpired(AlreadyDecided):
+    """This request has expired."""
+
+    code = "expired"
+    status = 410
+
+
 @dataclass(frozen=True)
 class Decision:
     event: AuthEvent

@@ -46,7 +46,13 @@ from .devices import (
     parse_key,
 )
 from .errors import FlowError
-from .events import AlreadyDecided, EventNotFound, create_pending_event, effective_state
+from .events import (
+    AlreadyDecided,
+    EventExpired,
+    EventNotFound,
+    create_pending_event,
+    effective_state,
+)
 from .tokens import TokenSet, issue_token_set
 
 State = AuthEvent.State
@@ -379,7 +385,10 @@ def decide(
         event = AuthEvent.objects.select_for_update(of=("self",)).filter(pk=pk).first()
         if event is None or event.user_id != device.user_id or not event.poll_secret_hash:
             raise EventNotFound()
-        if effective_state(event) != State.PENDING:
+        state = effective_state(event)
+        if state == State.EXPIRED:
+            raise EventExpired()
+        if state != State.PENDING:
             raise AlreadyDecided()
         _consume(challenge, Purpose.APPROVE, user_id=device.user_id, device=device, event=event)
         _verify(
