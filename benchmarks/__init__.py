@@ -1,0 +1,1 @@
+"""Load-test harness of the example site (``make bench``; see benchmarks/README.md)."""

@@ -1,0 +1,171 @@
+"""In-process cost of each endpoint, and a cProfile of the ones asked for.
+
+    .venv/bin/python benchmarks/profile_endpoints.py [--requests 1000] [--profile b,c]
+
+Same endpoint specs and seeding as ``run.py``, on a temporary SQLite database, but no HTTP
+server and no load generator: every request goes straight into Django's WSGI handler in
+this process, one after another. ``µs/req`` therefore counts Django, DRF and the view
+only (no gunicorn, no TCP, no second worker): the floor under what ``run.py`` measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import secrets
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import endpoints as endpoint_specs
+from benchmarks.endpoints import Endpoint
+from benchmarks.server import site_env
+
+ROUNDS = 5
+
+
+def _environ(method: str, path: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SCRIPT_NAME": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "HTTP_HOST": "127.0.0.1:8000",
+    }
+    for name, value in headers.items():
+        key = name.upper().replace("-", "_")
+        if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            env[key] = value
+        else:
+            env[f"HTTP_{key}"] = value
+    if body:
+        env["CONTENT_LENGTH"] = str(len(body))
+    return env
+
+
+def _requests(endpoint: Endpoint, context: dict[str, str], items: Iterable[str] | None):
+    """Yields one WSGI environ per request."""
+    headers = endpoint.render_headers(context)
+    path = endpoint.default_path(context)
+    if items is None:
+        body = (endpoint.render_body(context) or "").encode()
+        while True:
+            yield _environ(endpoint.method, path, headers, body)
+    for consumable in items:
+        item = endpoint.render_item(context, consumable)
+        if endpoint.consumable_in_path:
+            item_path, _, text = item.partition("\t")
+        else:
+            item_path, text = path, item
+        yield _environ(endpoint.method, item_path, headers, text.encode())
+
+
+def _call(app: Callable[..., Any], environ: dict[str, Any]) -> str:
+    status: list[str] = []
+
+    def start_response(s: str, h: list[tuple[str, str]], exc_info: Any = None) -> None:
+        status.append(s)
+
+    result = app(environ, start_response)
+    try:
+        for _chunk in result:
+            pass
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return status[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--requests", type=int, default=1000, help="requests per round (5 rounds)")
+    p.add_argument("--profile", default="", help="comma-separated endpoint keys to cProfile")
+    p.add_argument("--top", type=int, default=30, help="lines of each profile")
+    p.add_argument("--endpoints", help="comma-separated keys (default: all)")
+    args = p.parse_args(argv)
+    selected = endpoint_specs.select(args.endpoints)
+    to_profile = {k.strip() for k in args.profile.split(",") if k.strip()}
+
+    workdir = Path(tempfile.mkdtemp(prefix="authdevice-profile-"))
+    try:
+        os.environ.update(
+            site_env(
+                db_path=workdir / "profile.sqlite3",
+                secret_key=secrets.token_urlsafe(50),
+                issuer="http://127.0.0.1:8000",
+            )
+        )
+        os.environ["DEBUG"] = "0"
+        from benchmarks import seeder
+
+        seeder._django()
+        from django.core.wsgi import get_wsgi_application
+
+        context = seeder.setup()
+        app = get_wsgi_application()
+        n = args.requests
+        print(f"{'endpoint':<22} {'us/req (median of 5)':>20}  status")
+        for endpoint in selected:
+            items: list[str] | None = None
+            if endpoint.consumable is not None:
+                path = workdir / f"{endpoint.consumable}.txt"
+                with path.open("w") as out:
+                    seeder.PRODUCERS[endpoint.consumable](n * (ROUNDS + 1) + 100, out)
+                items = path.read_text().split()
+            stream = _requests(endpoint, context, items)
+            for _ in range(min(100, n)):  # warm-up
+                _call(app, next(stream))
+            per_round = []
+            statuses: set[str] = set()
+            for _ in range(ROUNDS):
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    statuses.add(_call(app, next(stream)))
+                per_round.append((time.perf_counter() - t0) / n * 1e6)
+            print(
+                f"({endpoint.key}) {endpoint.name:<18} {statistics.median(per_round):>20.0f}  "
+                f"{', '.join(sorted(statuses))}"
+            )
+            if endpoint.key in to_profile:
+                profiler = cProfile.Profile()
+                profiler.enable()
+                for _ in range(n):
+                    _call(app, next(stream))
+                profiler.disable()
+                for order in ("tottime", "cumulative"):
+                    buf = io.StringIO()
+                    stats = pstats.Stats(profiler, stream=buf).strip_dirs().sort_stats(order)
+                    stats.print_stats(args.top)
+                    print(f"\n--- ({endpoint.key}) {endpoint.name}: {n} requests, by {order} ---")
+                    print(buf.getvalue().split("\n", 4)[-1].rstrip())
+                print()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
