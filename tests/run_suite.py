@@ -19,11 +19,11 @@ sys.path.insert(0, str(ROOT))
 
 from tests.services import postgres_bindir  # noqa: E402
 
-
 SEPARATE_SERVER_TESTS = [
     "tests/compat",
     "tests/test_live_headers.py",
     "tests/test_benchmarks_smoke.py",
+    "tests/test_waiting_live.py",
 ]
 
 

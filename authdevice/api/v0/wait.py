@@ -4,7 +4,7 @@ Cotter's SDKs poll once a second; a client that adds ``?wait=N`` (at most
 ``AUTHDEVICE_MAX_WAIT`` seconds) is held until the event is approved, rejected or expires,
 then gets exactly the response of the plain poll (:class:`.events.GetEventView`, called in
 a thread). Without ``wait``, or for anything but GET, the plain view answers at once.
-Serve ``?wait=`` requests with uvicorn; plain polls stay on gunicorn.
+Only an ASGI server (uvicorn) waits; under WSGI (gunicorn) the route is the plain view.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
-from django.views.decorators.csrf import csrf_exempt
 
+from ...asgi import ServerAwareView
 from ...flows import events as event_flows
 from ...flows.applications import get_application
 from ...flows.errors import FlowError
@@ -45,8 +45,7 @@ def _render(request: HttpRequest, event_id: str) -> HttpResponse:
     return response
 
 
-@csrf_exempt
-async def get_event(request: HttpRequest, event_id: str) -> HttpResponse:
+async def wait_for_event(request: HttpRequest, event_id: str) -> HttpResponse:
     if request.method == "GET":
         wait = clamp_wait(request.GET.get("wait"))
         if wait > 0:
@@ -58,6 +57,6 @@ async def get_event(request: HttpRequest, event_id: str) -> HttpResponse:
     return await sync_to_async(_render)(request, event_id)
 
 
-# Schema generators see the DRF view this ends in.
-get_event.cls = GetEventView  # type: ignore[attr-defined]
-get_event.initkwargs = {}  # type: ignore[attr-defined]
+#: Routed at ``event/get/<id>``: waits under ASGI (uvicorn); under WSGI (gunicorn) it is
+#: the plain view, answering at once (a sync worker is never held by a waiting client).
+get_event = ServerAwareView(GetEventView.as_view(), wait_for_event, cls=GetEventView)
