@@ -1106,8 +1106,10 @@ def test_cancelling_a_binding_deletes_the_new_device(api, alice):
     ok(redeem(api, started["code"], Browser()), 201)
     assert alice.post(f"/bindings/{started['binding_id']}/cancel").status_code == 204
     assert not TrustedDevice.objects.exists()
-    # The binding goes with its device: the code is dead.
-    error(alice.get(f"/bindings/{started['binding_id']}"), 400, "invalid_binding")
+    # The binding stays as a record of the refusal; the code is dead and it cannot be
+    # cancelled (or confirmed) again.
+    assert ok(alice.get(f"/bindings/{started['binding_id']}"))["status"] == "cancelled"
+    assert DeviceBinding.objects.get(pk=int(started["binding_id"])).cancelled_at is not None
     error(alice.post(f"/bindings/{started['binding_id']}/cancel"), 400, "invalid_binding")
     # Cancelled before anyone redeemed it: the code dies, the binding says so.
     unused = ok(alice.post("/bindings"), 201)

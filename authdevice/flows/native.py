@@ -194,6 +194,11 @@ def enrol_with_proof(
 
 
 def login_challenge(device: TrustedDevice) -> DeviceChallenge:
+    """A sign-in challenge for a device (named by its public handle, so anyone may ask:
+    rate limited per device to keep the table from being flooded)."""
+    from .ratelimit import Limit, hit
+
+    hit(Limit("login-challenge", 30, 60), device.fingerprint)
     return issue_challenge(Purpose.LOGIN, user=device.user, device=device)
 
 
@@ -498,13 +503,36 @@ def peek(event_id: object, poll_secret: object) -> AuthEvent:
     return _requester_event(event_id, poll_secret)
 
 
+class WrongApplication(FlowError):
+    """This request was started with another API key."""
+
+    code = "invalid_client"
+    status = 401
+
+
 def poll(
-    event_id: object, poll_secret: object, *, collect: bool = True, enforce_interval: bool = True
+    event_id: object,
+    poll_secret: object,
+    *,
+    collect: bool = True,
+    enforce_interval: bool = True,
+    application: Application | None = None,
 ) -> PollResult:
     """The requester asks for the outcome. Polling faster than ``interval`` answers
     ``slow_down`` (+5 s). Once approved, the first poll (``collect``) gets the tokens if
-    the request came through an application; later polls get ``approved`` only."""
+    the request came through an application; later polls get ``approved`` only.
+
+    With ``application``, an approved request started through another application is
+    refused (checked only once approved: decoys are never approved, so this tells an
+    outsider nothing about which identifiers exist)."""
     event = _requester_event(event_id, poll_secret)
+    if (
+        application is not None
+        and event.application_id is not None
+        and event.application_id != application.pk
+        and status_of(event) == "approved"
+    ):
+        raise WrongApplication()
     now = timezone.now()
     status = status_of(event)
     interval = event.poll_interval or int(app_settings.POLL_INTERVAL)
@@ -689,10 +717,11 @@ def cancel_binding(*, binding_id: object, identity: UserIdentity) -> None:
         raise BindingInvalid() from exc
     with transaction.atomic():
         binding = DeviceBinding.objects.filter(
-            pk=pk, user_id=identity.user_id, confirmed_at__isnull=True
+            pk=pk, user_id=identity.user_id, confirmed_at__isnull=True, cancelled_at__isnull=True
         ).first()
         if binding is None:
             raise BindingInvalid()
-        DeviceBinding.objects.filter(pk=pk).update(cancelled_at=timezone.now())
+        # Keep the binding (the record of what was refused); drop the unconfirmed device.
+        DeviceBinding.objects.filter(pk=pk).update(cancelled_at=timezone.now(), device=None)
         if binding.device_id:
             TrustedDevice.objects.filter(pk=binding.device_id, confirmed=False).delete()

@@ -43,7 +43,7 @@ from ...conf import app_settings
 from ...flows import native
 from ...flows.applications import get_application
 from ...flows.devices import DeviceNotTrusted, remove_device
-from ...flows.errors import FlowError, InvalidApplication
+from ...flows.errors import FlowError
 from ...flows.events import EventNotFound
 from ...flows.identities import identity_for_user
 from ...models import AuthEvent, TrustedDevice, UserIdentity
@@ -614,19 +614,13 @@ class ApprovalStatusView(DeviceAPIView):
         application = self.get_application(request)
         pk = _event_pk(event_id)
         secret = request.headers.get(POLL_SECRET_HEADER)
-        event = native.peek(pk, secret)
-        if (
-            event.application_id is not None
-            and event.application_id != application.pk
-            and native.status_of(event) == "approved"
-        ):
-            # The tokens are for the application that asked (checked where it cannot tell
-            # a real request from a decoy: decoys are never approved).
-            raise InvalidApplication(_("This request was started with another API key."))
         # A long-poll that really waited at least `interval` paces itself: no slow_down.
         waited = float(getattr(request, "authdevice_waited", 0.0))
         result = native.poll(
-            pk, secret, enforce_interval=waited < float(app_settings.POLL_INTERVAL)
+            pk,
+            secret,
+            enforce_interval=waited < float(app_settings.POLL_INTERVAL),
+            application=application,
         )
         if result.status != "approved":
             return poll_error(result.status, result.interval)
