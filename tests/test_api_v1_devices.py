@@ -1115,7 +1115,7 @@ def test_cancelling_a_binding_deletes_the_new_device(api, alice):
     unused = ok(alice.post("/bindings"), 201)
     assert alice.post(f"/bindings/{unused['binding_id']}/cancel").status_code == 204
     assert ok(alice.get(f"/bindings/{unused['binding_id']}"))["status"] == "cancelled"
-    assert DeviceBinding.objects.get().cancelled_at is not None
+    assert DeviceBinding.objects.get(pk=int(unused["binding_id"])).cancelled_at is not None
     error(redeem(api, unused["code"], Browser()), 400, "invalid_binding")
 
 
