@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
+import re
 from functools import lru_cache
 
 from django.http import HttpRequest
+from django.utils.module_loading import import_string
 
 from .conf import app_settings
+
+logger = logging.getLogger("authdevice")
 
 
 @lru_cache(maxsize=16)
@@ -55,3 +60,64 @@ def _valid(addr: str | None) -> str | None:
 
 def user_agent(request: HttpRequest) -> str:
     return request.META.get("HTTP_USER_AGENT", "")[:400]
+
+
+_BROWSERS = (
+    ("Edge", re.compile(r"\b(?:Edg|EdgA|EdgiOS|Edge)/(\d+)")),
+    ("Opera", re.compile(r"\b(?:OPR|OPT|Opera)/(\d+)")),
+    ("Samsung Internet", re.compile(r"\bSamsungBrowser/(\d+)")),
+    ("Firefox", re.compile(r"\b(?:Firefox|FxiOS)/(\d+)")),
+    ("Chrome", re.compile(r"\b(?:HeadlessChrome|Chrome|CriOS|Chromium)/(\d+)")),
+    ("Safari", re.compile(r"\bVersion/(\d+)[\d.]*(?: Mobile/\S+)? Safari/")),
+)
+_SYSTEMS = (
+    ("iPadOS", re.compile(r"\biPad\b.*? OS (\d+)(?:_(\d+))?")),
+    ("iOS", re.compile(r"\b(?:iPhone|iPod)\b.*? OS (\d+)(?:_(\d+))?")),
+    ("Android", re.compile(r"\bAndroid (\d+)(?:\.(\d+))?")),
+    ("ChromeOS", re.compile(r"\bCrOS\b")),
+    ("Windows", re.compile(r"\bWindows\b")),
+    ("macOS", re.compile(r"\bMac OS X\b|\bMacintosh\b")),
+    ("Linux", re.compile(r"\bLinux\b")),
+)
+_PRODUCT = re.compile(r"^([A-Za-z][\w.\-]{0,40})/(\d+)")
+
+
+def describe_user_agent(ua: str) -> tuple[str, str]:
+    """``("Firefox 121", "Windows")`` from a User-Agent header as the server received it
+    (never what a client claims in a body); ``""`` where nothing is known."""
+    ua = (ua or "")[:400]
+    browser = ""
+    for name, pattern in _BROWSERS:
+        found = pattern.search(ua)
+        if found:
+            browser = f"{name} {found.group(1)}"
+            break
+    else:
+        product = _PRODUCT.match(ua)
+        if product and product.group(1) != "Mozilla":
+            browser = f"{product.group(1)} {product.group(2)}"
+    system = ""
+    for name, pattern in _SYSTEMS:
+        found = pattern.search(ua)
+        if found:
+            numbers = [g for g in found.groups() if g]
+            system = f"{name} {'.'.join(numbers)}" if numbers else name
+            break
+    return browser, system
+
+
+def approximate_location(ip: str | None) -> str:
+    """``AUTHDEVICE_GEOLOCATION_BACKEND``'s answer for ``ip`` (a dotted path to a
+    ``locate(ip) -> str`` callable, or a class or object with such a method), or ``""``
+    when none is configured or it fails: a place is a hint, never a reason to fail."""
+    path = app_settings.GEOLOCATION_BACKEND
+    if not path or not ip:
+        return ""
+    try:
+        backend = import_string(path)
+        if isinstance(backend, type):
+            backend = backend()
+        return str(getattr(backend, "locate", backend)(ip) or "")[:100]
+    except Exception:
+        logger.warning("geolocation backend failed", exc_info=True)
+        return ""

@@ -36,7 +36,7 @@ from ..models import Challenge, Identifier
 from . import presession
 from .csrf import csrf_protect
 from .forms import CodeForm, FlowForm, LinkForm, SignInForm
-from .headers import FORM_ACTION_ATTR, auth_page
+from .headers import FORM_ACTION_ATTR, SCRIPTS_ATTR, auth_page
 
 T = "authdevice/web/"
 #: Longest ``state`` accepted on ``/app`` (it is stored in the session and echoed).
@@ -119,6 +119,10 @@ def _render(
     if isinstance(error, RateLimited):
         response["Retry-After"] = str(error.retry_after)
     setattr(response, FORM_ACTION_ATTR, form_action)
+    if context.get("device_signin"):
+        # "Sign in with this device" / "Approve from my device" (web/devices.py) run
+        # static/authdevice/device.js.
+        setattr(response, SCRIPTS_ATTR, True)
     return response
 
 
@@ -177,6 +181,9 @@ def _signin_context(
         "flow_id": flow_id or "",
         "show_channel": len(form.fields["channel"].choices) > 1,
         "show_method": hosted is None,
+        # The site's own sign-in (not an app's hosted page, which must end with a PKCE code
+        # for the app) also offers its trusted devices (web/devices.py).
+        "device_signin": hosted is None,
     }
 
 

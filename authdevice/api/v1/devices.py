@@ -21,14 +21,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import re
 from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
@@ -46,6 +44,7 @@ from ...flows.devices import DeviceNotTrusted, remove_device
 from ...flows.errors import FlowError
 from ...flows.events import EventNotFound
 from ...flows.identities import identity_for_user
+from ...http import approximate_location, describe_user_agent
 from ...models import AuthEvent, TrustedDevice, UserIdentity
 from ..authentication import AccessTokenUserAuthentication
 from ..v0.base import API_KEY_HEADER
@@ -298,68 +297,6 @@ def device_body(device: TrustedDevice) -> dict[str, Any]:
         "created_at": rfc3339(device.created_at),
         "last_used_at": rfc3339(device.last_used_at),
     }
-
-
-_BROWSERS = (
-    ("Edge", re.compile(r"\b(?:Edg|EdgA|EdgiOS|Edge)/(\d+)")),
-    ("Opera", re.compile(r"\b(?:OPR|OPT|Opera)/(\d+)")),
-    ("Samsung Internet", re.compile(r"\bSamsungBrowser/(\d+)")),
-    ("Firefox", re.compile(r"\b(?:Firefox|FxiOS)/(\d+)")),
-    ("Chrome", re.compile(r"\b(?:Chrome|CriOS)/(\d+)")),
-    ("Safari", re.compile(r"\bVersion/(\d+)[\d.]*(?: Mobile/\S+)? Safari/")),
-)
-_OSES = (
-    ("iPadOS", re.compile(r"\biPad\b.*? OS (\d+)(?:_(\d+))?")),
-    ("iOS", re.compile(r"\b(?:iPhone|iPod)\b.*? OS (\d+)(?:_(\d+))?")),
-    ("Android", re.compile(r"\bAndroid (\d+)(?:\.(\d+))?")),
-    ("ChromeOS", re.compile(r"\bCrOS\b")),
-    ("Windows", re.compile(r"\bWindows\b")),
-    ("macOS", re.compile(r"\bMac OS X\b|\bMacintosh\b")),
-    ("Linux", re.compile(r"\bLinux\b")),
-)
-_PRODUCT = re.compile(r"^([A-Za-z][\w.\-]{0,40})/(\d+)")
-
-
-def describe_user_agent(ua: str) -> tuple[str, str]:
-    """``("Firefox 121", "Windows")`` from a user agent; ``""`` where nothing is known.
-
-    NOTE: the approval page shows the same; this belongs in ``authdevice/http.py`` next
-    to ``user_agent()`` so both doors share it (see the report of issue 5)."""
-    ua = ua[:400]
-    browser = ""
-    for name, pattern in _BROWSERS:
-        found = pattern.search(ua)
-        if found:
-            browser = f"{name} {found.group(1)}"
-            break
-    else:
-        product = _PRODUCT.match(ua)
-        if product and product.group(1) != "Mozilla":
-            browser = f"{product.group(1)} {product.group(2)}"
-    system = ""
-    for name, pattern in _OSES:
-        found = pattern.search(ua)
-        if found:
-            numbers = [g for g in found.groups() if g]
-            system = f"{name} {'.'.join(numbers)}" if numbers else name
-            break
-    return browser, system
-
-
-def approximate_location(ip: str | None) -> str:
-    """``AUTHDEVICE_GEOLOCATION_BACKEND``'s ``locate(ip)``, or ``""``; never fails."""
-    path = app_settings.GEOLOCATION_BACKEND
-    if not path or not ip:
-        return ""
-    try:
-        backend = import_string(path)
-        if isinstance(backend, type):
-            backend = backend()
-        locate = getattr(backend, "locate", backend)
-        return str(locate(ip) or "")[:100]
-    except Exception:  # a lookup failure must not hide the request (logged)
-        logger.warning("geolocation backend failed", exc_info=True)
-        return ""
 
 
 def pending_body(event: AuthEvent) -> dict[str, Any]:
