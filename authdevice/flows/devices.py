@@ -27,10 +27,9 @@ from ..models import (
     UsedDeviceMessage,
     UserIdentity,
 )
-from ..signals import tokens_revoked
 from .audit import record_event
 from .errors import FlowError
-from .tokens import TokenSet, issue_token_set
+from .tokens import TokenSet, _revoke_families, issue_token_set
 
 TRUSTED_DEVICE = "TRUSTED_DEVICE"
 
@@ -210,10 +209,7 @@ def remove_device(
             .distinct()
         )
         if families:
-            RefreshToken.objects.filter(family__in=families, revoked_at__isnull=True).update(
-                revoked_at=now, revoke_reason="device_removed"
-            )
-            tokens_revoked.send(sender=RefreshToken, families=families, reason="device_removed")
+            _revoke_families(families, "device_removed")
         record_event(
             event=AuthEvent.Kind.DEVICE_REMOVED,
             state=AuthEvent.State.APPROVED,
