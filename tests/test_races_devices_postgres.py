@@ -93,7 +93,14 @@ def new_pending(identity: Any, application: Any, ts: str) -> dict[str, Any]:
     row = event_flows.create_pending_event(
         identity=identity, application=application, event="LOGIN", client_timestamp=ts
     )
-    return {"ID": row.pk, "event": "LOGIN", "ip": "", "location": "", "timestamp": ts}
+    # Devices sign the pending event's own (server-chosen) timestamp, as the SDKs do.
+    return {
+        "ID": row.pk,
+        "event": "LOGIN",
+        "ip": "",
+        "location": "",
+        "timestamp": row.client_timestamp,
+    }
 
 
 def test_c01_approve_vs_reject_exactly_one_terminal_state(identity, application, uid, phones):

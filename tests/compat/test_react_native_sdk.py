@@ -300,7 +300,10 @@ def test_pending_login_from_second_device_approved_by_first(
     assert answer["newEvent"]["new"] is True and answer["newEvent"]["approved"] is False
     only(answer, "GET", re.escape(f"/api/v0/event/new/{user['client_user_id']}"))
     respond = only(answer, "POST", f"/api/v0/event/respond/{event_id}")
-    assert respond["body"]["timestamp"] == pending["body"]["timestamp"]
+    # The approver signs the pending event's timestamp as the server chose it (never the
+    # requester's own clock), echoed back in the respond body.
+    assert respond["body"]["timestamp"] == pending["response"]["timestamp"]
+    assert abs(int(respond["body"]["timestamp"]) - int(pending["body"]["timestamp"])) <= 30
     assert respond["body"]["approved"] is True
     assert respond["body"]["public_key"] == answer["publicKey"]
     assert answer["response"]["approved"] is True and answer["response"]["new"] is False
