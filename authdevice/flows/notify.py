@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
@@ -22,6 +23,7 @@ from ..conf import app_settings
 logger = logging.getLogger("authdevice.notify")
 CHANNEL_PREFIX = "authdevice:event:"
 DB_RECHECK_SECONDS = 0.025
+SAFETY_RECHECK_SECONDS = 5.0
 
 
 def channel(event_id: int) -> str:
@@ -130,8 +132,8 @@ async def wait_for_change(
     """Wait until ``check()`` is true or ``timeout`` passes; returns the last check.
 
     ``check`` reads the database (it must be cheap). With Redis: subscribe (the hub), then
-    check, then wait for a notification (re-checking at least every second as a safety
-    net). Without Redis: re-check every 25 ms.
+    check, then wait for a notification (re-checking every 5-6 s as a safety
+    net every few seconds). Without Redis: re-check every 25 ms.
     """
     deadline = time.monotonic() + max(0.0, timeout)
     url = app_settings.REDIS_URL
@@ -157,8 +159,14 @@ async def wait_for_change(
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            # Without a live subscription, fall back to frequent database checks.
-            step = 1.0 if hub.ready.is_set() else DB_RECHECK_SECONDS
+            # With a live subscription every change wakes us, so the periodic re-check is
+            # only a safety net (spread out so 1,000 parked waiters do not all hit the
+            # database each second); without one, fall back to frequent database checks.
+            step = (
+                SAFETY_RECHECK_SECONDS + secrets.randbelow(1000) / 1000
+                if hub.ready.is_set()
+                else DB_RECHECK_SECONDS
+            )
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(waiter.wait(), timeout=min(step, remaining))
     finally:
