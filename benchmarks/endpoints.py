@@ -2,13 +2,16 @@
 
 To add an endpoint, append a spec to :data:`ENDPOINTS`. Paths, headers and bodies are
 :class:`string.Template` strings; the placeholders come from the seeder's ``setup`` reply
-(``$api_key_id``, ``$access_token``, ...) plus ``$consumable`` for endpoints that spend a
-one-use credential per request. A one-use credential kind (``consumable``) must have a
+(``$api_key_id``, ``$access_token``, ...) plus, for endpoints that spend a one-use
+credential per request, that credential: ``$consumable`` is the whole line the producer
+wrote, and when the line is a JSON object its fields are placeholders too
+(``$challenge_id``, ``$code``, ...). A one-use credential kind (``consumable``) must have a
 producer in ``benchmarks/seeder.py`` (:data:`benchmarks.seeder.PRODUCERS`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from string import Template
@@ -26,11 +29,17 @@ class Endpoint:
     body: str | None = None
     consumable: str | None = None
     """Kind of one-use credential spent by every request (``None``: the request is static)."""
+    consumable_ttl: float | None = None
+    """Seconds an issued credential stays usable (codes and signed timestamps expire);
+    older ones are dropped from the pool instead of being sent. ``None``: no limit."""
     target: float | None = None
     """Minimum ``rps / baseline rps`` from the same run; ``None``: reported, not judged."""
     expect_status: int = 200
     expect_json_key: str | None = None
     """A key the JSON body of the sanity-check response must contain."""
+    server: str = "main"
+    """Which gunicorn serves it: ``main`` (Celery eager) or ``broker`` (the same site and
+    database, Celery publishing to a broker; see ``bench.BROKER_SERVER``)."""
 
     def render_headers(self, context: Mapping[str, str]) -> dict[str, str]:
         return {k: Template(v).substitute(context) for k, v in self.headers.items()}
@@ -39,26 +48,35 @@ class Endpoint:
         """The body of every request (endpoints without a consumable)."""
         return None if self.body is None else Template(self.body).substitute(context)
 
-    @property
-    def consumable_in_path(self) -> bool:
-        return "$consumable" in self.path or "${consumable}" in self.path
+    def item_in_path(self, context: Mapping[str, str]) -> bool:
+        """Whether the path holds a per-request value (``$consumable`` or one of its fields)."""
+        return self.consumable is not None and "$" in self.default_path(context)
 
     def default_path(self, context: Mapping[str, str]) -> str:
         return Template(self.path).safe_substitute(context)
 
     def render_item(self, context: Mapping[str, str], consumable: str) -> str:
         """One request spending ``consumable``: ``BODY``, or ``PATH<TAB>BODY`` if the
-        path holds the consumable (the line format of the load generators)."""
-        values = {**context, "consumable": consumable}
+        path holds a per-request value (the line format of the load generators)."""
+        values = {**context, **item_fields(consumable), "consumable": consumable}
         body = "" if self.body is None else Template(self.body).substitute(values)
         if "\n" in body or "\t" in body:
             raise ValueError(f"{self.key}: a request body must be one line without tabs")
-        if self.consumable_in_path:
+        if self.item_in_path(context):
             return f"{Template(self.path).substitute(values)}\t{body}"
         return body
 
 
+def item_fields(consumable: str) -> dict[str, str]:
+    """The fields of a credential written as a one-line JSON object (else none)."""
+    if not consumable.startswith("{"):
+        return {}
+    data = json.loads(consumable)
+    return {str(k): str(v) for k, v in data.items()}
+
+
 JSON = {"Content-Type": "application/json"}
+API = {**JSON, "API_KEY_ID": "$api_key_id"}
 
 #: The endpoint every ratio is computed against (same run, same server).
 BASELINE = "a"
@@ -94,7 +112,108 @@ ENDPOINTS: list[Endpoint] = [
         target=0.30,
         expect_json_key="refresh_token",
     ),
+    Endpoint(
+        key="d",
+        name="code request",
+        description="start a one-time-code challenge (rate limits counted, INSERT); Celery "
+        "eager: the send task runs after commit in the worker, mail to a no-op backend",
+        method="POST",
+        path="/api/v1/auth/code",
+        headers=API,
+        body='{"identifier":"$consumable"}',
+        consumable="new_identifier",
+        target=0.40,
+        expect_status=202,
+        expect_json_key="challenge_id",
+    ),
+    Endpoint(
+        key="e",
+        name="code request (broker)",
+        description="the same request on a second gunicorn whose Celery publishes the send "
+        "task to a broker (Redis on loopback, or kombu memory://) that no worker consumes",
+        method="POST",
+        path="/api/v1/auth/code",
+        headers=API,
+        body='{"identifier":"$consumable"}',
+        consumable="new_identifier",
+        target=0.40,
+        expect_status=202,
+        expect_json_key="challenge_id",
+        server="broker",
+    ),
+    Endpoint(
+        key="f",
+        name="code verify",
+        description="check a code (HMAC, constant time) under the challenge's lock, mark it "
+        "verified, audit row, issue a token set; a known user",
+        method="POST",
+        path="/api/v1/auth/code/verify",
+        headers=API,
+        body='{"challenge_id":"$challenge_id","challenge_secret":"$challenge_secret",'
+        '"code":"$code"}',
+        consumable="code_challenge",
+        consumable_ttl=480,  # AUTHDEVICE_CHALLENGE_LIFETIME=600 for the run
+        target=0.50,
+        expect_json_key="refresh_token",
+    ),
+    Endpoint(
+        key="g",
+        name="get_identity",
+        description="redeem a PKCE authorization code: lock the code row, S256 check, issue "
+        "a token set, mark the code redeemed, one transaction",
+        method="POST",
+        path="/api/v0/verify/get_identity?oauth_token=true",
+        headers=API,
+        body='{"code_verifier":"$code_verifier","authorization_code":"$authorization_code",'
+        '"challenge_id":$challenge_id,"redirect_url":"$redirect_url"}',
+        consumable="authorization_code",
+        consumable_ttl=240,  # codes live 300 s (AUTHDEVICE_AUTHORIZATION_CODE_LIFETIME)
+        target=0.30,
+        expect_json_key="oauth_token",
+    ),
+    Endpoint(
+        key="h",
+        name="device sign-in",
+        description="Cotter B1: Ed25519 verify of uid+key+LOGIN+timestamp+TRUSTED_DEVICE+true, "
+        "replay-cache INSERT, approved event (server ES256 signature), token set",
+        method="POST",
+        path="/api/v0/event/create?oauth_token=true",
+        headers=API,
+        body='{"user_id":"$uid","issuer":"$api_key_id","event":"LOGIN","ip":"127.0.0.1",'
+        '"location":"benchmark","timestamp":"$timestamp","method":"TRUSTED_DEVICE",'
+        '"code":"$signature","approved":true,"public_key":"$public_key"}',
+        consumable="device_login",
+        consumable_ttl=240,  # signed timestamps from now-40 s to now+290 s; window 300 s
+        target=0.25,
+        expect_json_key="oauth_token",
+    ),
+    Endpoint(
+        key="i",
+        name="respond to event",
+        description="Cotter B3: a trusted device approves a pending event (Ed25519 verify, "
+        "replay-cache INSERT, conditional UPDATE with a new server signature)",
+        method="POST",
+        path="/api/v0/event/respond/$event_id",
+        headers=API,
+        body='{"user_id":"$uid","issuer":"$api_key_id","event":"LOGIN","ip":"127.0.0.1",'
+        '"location":"benchmark","timestamp":"$timestamp","method":"TRUSTED_DEVICE",'
+        '"code":"$signature","approved":true,"public_key":"$public_key"}',
+        consumable="pending_event",
+        consumable_ttl=480,  # seeded pending events expire after 600 s
+        expect_json_key="approved",
+    ),
 ]
+
+#: The scale check's endpoint (``run.py --scale``): Cotter B5, the newest pending event.
+PENDING_LOOKUP = Endpoint(
+    key="j",
+    name="newest pending event",
+    description="Cotter B5: the user's newest unexpired pending event (one indexed lookup)",
+    method="GET",
+    path="/api/v0/event/new/$scale_user_id",
+    headers={"API_KEY_ID": "$api_key_id"},
+    expect_json_key="ID",
+)
 
 
 def select(keys: str | None) -> list[Endpoint]:

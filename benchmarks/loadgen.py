@@ -60,6 +60,8 @@ class LoadResult:
     errors: dict[str, int]
     exhausted: bool = False
     unused: list[str] = field(default_factory=list, repr=False)
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Measured on the side (e.g. broker connections opened during the run)."""
 
     @property
     def rps(self) -> float:
@@ -78,6 +80,7 @@ class LoadResult:
             "latency_ms": self.latency_ms,
             "errors": self.errors,
             "exhausted": self.exhausted,
+            **self.extra,
         }
 
 

@@ -7,6 +7,7 @@ import platform
 import sqlite3
 import statistics
 import subprocess
+import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -97,9 +98,54 @@ def load_average() -> list[float] | None:
         return None
 
 
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """CPU seconds used so far by the whole machine (``/proc/stat``, steal excluded) and
+    by this process with its reaped children (gunicorn and its workers, seeder, wrk,
+    Redis: all waited for once the run ends)."""
+
+    wall: float
+    machine: float
+    ours: float
+
+    @classmethod
+    def take(cls) -> CpuSnapshot | None:
+        try:
+            fields = Path("/proc/stat").read_text().splitlines()[0].split()
+            user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[1:8])
+            hz = os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return None
+        t = os.times()
+        ours = t.user + t.system + t.children_user + t.children_system
+        busy_seconds = (user + nice + system + irq + softirq) / hz
+        return cls(wall=time.monotonic(), machine=busy_seconds, ours=ours)
+
+
+def other_cpu(start: CpuSnapshot | None, end: CpuSnapshot | None) -> dict[str, float] | None:
+    """Average CPUs busy during the run: all processes, this run's, everybody else's."""
+    if start is None or end is None or end.wall <= start.wall:
+        return None
+    wall = end.wall - start.wall
+    total = (end.machine - start.machine) / wall
+    ours = (end.ours - start.ours) / wall
+    return {
+        "total": round(total, 2),
+        "this_run": round(ours, 2),
+        "others": round(max(0.0, total - ours), 2),
+    }
+
+
 def busy(machine: dict[str, Any]) -> bool:
+    """Other processes shared the CPUs: measured during the run when /proc/stat allows
+    (the load average at the start also counts the decaying tail of a previous run),
+    else judged by the load average at the start."""
+    cpu = machine.get("cpu_during_run")
+    if cpu:
+        return bool(cpu["others"] >= OTHERS_BUSY)
     load = machine.get("loadavg_start")
-    return bool(load and machine.get("nproc") and load[0] >= machine["nproc"] / 2)
+    nproc = machine.get("nproc") or 0
+    return bool(nproc and load and load[0] >= nproc / 2)
 
 
 @dataclass
@@ -203,7 +249,11 @@ def table(summaries: list[Summary], machine: dict[str, Any], settings: dict[str,
                 f"{s.latency('p99'):.2f}",
                 f"{s.ratio:.2f}" if s.ratio is not None else "-",
                 f"{statistics.median(s.round_ratios):.2f}" if s.round_ratios else "-",
-                f">= {e.target:.2f}" if e.target is not None else "baseline",
+                (
+                    f">= {e.target:.2f}"
+                    if e.target is not None
+                    else ("baseline" if e.key == settings.get("baseline") else "-")
+                ),
                 " ".join(filter(None, [s.verdict or "", *note])),
             )
         )
@@ -217,6 +267,7 @@ def table(summaries: list[Summary], machine: dict[str, Any], settings: dict[str,
         return "  ".join(cells).rstrip()
 
     lines = [fmt(head), fmt(tuple("-" * w for w in widths)), *(fmt(r) for r in rows)]
+    lines += broker_notes(summaries, settings)
     pk = machine["packages"]
     lines += [
         "",
@@ -230,11 +281,53 @@ def table(summaries: list[Summary], machine: dict[str, Any], settings: dict[str,
         f"{settings['rounds']} rounds x {settings['duration']} s per endpoint, interleaved, "
         f"after {settings['warmup']} s warm-up; median of rounds; ratio = median rps / "
         f"median rps of ({settings['baseline']}); per-round = median of the rounds' ratios",
-        f"load average: start {machine['loadavg_start']}, end {machine.get('loadavg_end')}",
+        load_line(machine),
     ]
     if busy(machine):
-        lines.append(
-            "warning: the machine was busy before the run (load average >= nproc / 2): "
-            "other processes shared the CPUs, so rps and ratios are noisy"
-        )
+        lines.append(BUSY_WARNING)
     return "\n".join(lines)
+
+
+OTHERS_BUSY = 0.25  # CPUs used on average by other processes during the run
+BUSY_WARNING = (
+    f"warning: the machine was busy (other processes used >= {OTHERS_BUSY} CPU on average "
+    "during the run, or without /proc/stat: load average >= nproc / 2 at the start): "
+    "rps and ratios are noisy"
+)
+
+
+def load_line(machine: dict[str, Any]) -> str:
+    """Load average at the start and end (the end includes this run: gunicorn and the
+    load generator keep every CPU busy), and the CPUs other processes used meanwhile."""
+    line = f"load average: start {machine['loadavg_start']}, end {machine.get('loadavg_end')}"
+    cpu = machine.get("cpu_during_run")
+    if cpu:
+        line += (
+            f"; CPUs busy on average during the run: {cpu['total']:.2f} of "
+            f"{machine['nproc']}, this run {cpu['this_run']:.2f}, other processes "
+            f"{cpu['others']:.2f}"
+        )
+    return line
+
+
+def broker_notes(summaries: list[Summary], settings: dict[str, Any]) -> list[str]:
+    """What the broker saw during the timed runs of the endpoints served with one."""
+    lines = []
+    for s in summaries:
+        watched = [r for r in s.runs if "broker_connections" in r.extra]
+        if s.endpoint.server != "main":
+            url = settings.get("broker_url", "?")
+            if not watched:
+                lines.append(
+                    f"({s.endpoint.key}) Celery publishes to {url} (in-process: no broker "
+                    "connections to count)"
+                )
+                continue
+            requests = sum(r.requests for r in watched)
+            connections = sum(int(r.extra["broker_connections"]) for r in watched)
+            messages = sum(int(r.extra["broker_messages"]) for r in watched)
+            lines.append(
+                f"({s.endpoint.key}) broker {url}: {connections} new connections and "
+                f"{messages:,} queued send tasks during {requests:,} timed requests"
+            )
+    return ["", *lines] if lines else []

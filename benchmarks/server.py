@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -44,6 +45,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: Settings of the run (``project/settings.py`` turns every AUTHDEVICE_* variable into a
+#: setting). The send limits are lifted, not switched off: every code request still counts
+#: its IP and identifier in the cache, it just never hits the limit.
+RUN_SETTINGS = {
+    "AUTHDEVICE_SEND_LIMIT_PER_IP": "1000000000",
+    "AUTHDEVICE_SEND_LIMIT_PER_IDENTIFIER": "1000000000",
+    "AUTHDEVICE_CHALLENGE_LIFETIME": "600",  # the most allowed; seeded codes wait for a run
+    "AUTHDEVICE_AUTHORIZATION_CODE_LIFETIME": "300",
+    # Code mail goes through authdevice's email channel and Django's mail framework into a
+    # no-op backend: rendered, never delivered.
+    "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend",
+}
+
+
 def site_env(*, db_path: Path, secret_key: str, issuer: str) -> dict[str, str]:
     env = {
         k: v for k, v in os.environ.items() if k not in _DROP and not k.startswith(_DROP_PREFIXES)
@@ -57,6 +72,7 @@ def site_env(*, db_path: Path, secret_key: str, issuer: str) -> dict[str, str]:
         LOG_LEVEL="WARNING",
         PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
         PYTHONDONTWRITEBYTECODE="1",
+        **RUN_SETTINGS,
     )
     return env
 
@@ -167,3 +183,74 @@ def request(
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+class RedisServer:
+    """A throw-away ``redis-server`` on a free loopback port (the broker of the ``broker``
+    site): no persistence, in its own process group, stopped with the run."""
+
+    def __init__(self, workdir: Path, log: IO[str]) -> None:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            raise RuntimeError("redis-server is not installed")
+        self.port = free_port()
+        self.url = f"redis://{LOOPBACK}:{self.port}/0"
+        cmd = [exe, "--bind", LOOPBACK, "--port", str(self.port), "--save", ""]
+        cmd += ["--appendonly", "no", "--dir", str(workdir), "--protected-mode", "yes"]
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.info()
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("redis-server did not start; see its log") from None
+                time.sleep(0.05)
+
+    def _command(self, line: str) -> bytes:
+        """One inline command on a short connection of our own (Redis counts it too);
+        returns the reply's payload (bulk string or integer)."""
+        with socket.create_connection((LOOPBACK, self.port), timeout=2) as sock:
+            sock.sendall(line.encode() + b"\r\n")
+            data = b""
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise OSError("redis closed the connection")
+                data += chunk
+                header, sep, rest = data.partition(b"\r\n")
+                if not sep:
+                    continue
+                if header[:1] in (b":", b"+"):
+                    return header[1:]
+                if header[:1] == b"-":
+                    raise OSError(f"redis: {header[1:].decode(errors='replace')}")
+                if header[:1] == b"$" and len(rest) >= int(header[1:]):
+                    return rest[: int(header[1:])]
+
+    def info(self) -> dict[str, str]:
+        values = {}
+        for line in self._command("INFO").decode().splitlines():
+            name, sep, value = line.partition(":")
+            if sep:
+                values[name] = value
+        return values
+
+    def queued(self, queue: str = "celery") -> int:
+        """Messages waiting in a Celery queue (nobody consumes them in a benchmark)."""
+        return int(self._command(f"LLEN {queue}"))
+
+    def connections_received(self) -> int:
+        return int(self.info()["total_connections_received"])
+
+    def stop(self) -> None:
+        _stop_group(self.proc, grace=5)
