@@ -6,6 +6,10 @@ Same endpoint specs and seeding as ``run.py``, on a temporary SQLite database, b
 server and no load generator: every request goes straight into Django's WSGI handler in
 this process, one after another. ``µs/req`` therefore counts Django, DRF and the view
 only (no gunicorn, no TCP, no second worker): the floor under what ``run.py`` measures.
+``SQL/req`` counts one request's statements (``--sql`` prints them); ``us in lock`` is
+the mean time per request inside write transactions (``BEGIN IMMEDIATE`` to the end of
+the commit), which the workers of one SQLite database take turns at. ``--endpoints j``
+adds the scale check's B5 lookup; ``--broker-url memory://`` profiles (d) as (e) runs it.
 """
 
 from __future__ import annotations

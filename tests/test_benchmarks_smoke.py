@@ -53,7 +53,7 @@ def _assert_ratios(stdout: str, data: dict, keys: tuple[str, ...]) -> None:
 
 
 def test_quick_benchmark_reports_every_endpoint(tmp_path: Path) -> None:
-    proc, data = _run_quick(tmp_path)
+    proc, data = _run_quick(tmp_path, "--warmup", "0")
     _assert_ratios(proc.stdout, data, KEYS)
     assert re.search(r"machine: nproc=\d+, CPU ", proc.stdout)
     assert re.search(r"load average: start \[", proc.stdout)
