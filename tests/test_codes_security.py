@@ -101,7 +101,7 @@ def test_j04_parallel_wrong_guesses_reach_verification_at_most_max_times(setting
             result = "accepted"
         except codes.InvalidCode:
             result = "invalid"
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             result = repr(exc)
         finally:
             connections.close_all()

@@ -21,7 +21,15 @@ def test_custom_user_model_site():
         "EXTRA_INSTALLED_APPS": "tests.customuser",
     }
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/customuser/scenario.py"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/customuser/scenario.py",
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -155,7 +155,9 @@ def test_rejected_and_expired_events_never_yield_tokens(identity, application, u
         application=application,
         approved=False,
         public_key=phone.public_key,
-        signature=phone.sign(login_message(uid, application.api_key_id, "LOGIN", rejected.client_timestamp, "false")),
+        signature=phone.sign(
+            login_message(uid, application.api_key_id, "LOGIN", rejected.client_timestamp, "false")
+        ),
     )
     assert AuthEvent.objects.get(pk=rejected.pk).state == "rejected"
     assert events.hand_out_tokens(AuthEvent.objects.get(pk=rejected.pk)) is None
@@ -173,7 +175,9 @@ def test_rejected_and_expired_events_never_yield_tokens(identity, application, u
                 application=application,
                 approved=True,
                 public_key=phone.public_key,
-                signature=phone.sign(login_message(uid, application.api_key_id, "LOGIN", expiring.client_timestamp)),
+                signature=phone.sign(
+                    login_message(uid, application.api_key_id, "LOGIN", expiring.client_timestamp)
+                ),
             )
         assert events.expire_events() == 1
     assert events.hand_out_tokens(AuthEvent.objects.get(pk=expiring.pk)) is None
@@ -251,5 +255,8 @@ def test_qr_enrolment_and_removal_revokes_sessions(
 def test_pending_requests_need_a_current_timestamp(identity, application):
     with pytest.raises(devices.StaleTimestamp):
         events.create_pending_event(
-            identity=identity, application=application, event="LOGIN", client_timestamp=str(int(now_ts()) - 86400)
+            identity=identity,
+            application=application,
+            event="LOGIN",
+            client_timestamp=str(int(now_ts()) - 86400),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import fields
 from pathlib import Path
 
@@ -24,7 +25,7 @@ def test_every_setting_has_a_docstring_comment():
     body = source[source.index("class Defaults") : source.index("DEFAULT_CHANNELS")]
     lines = [line.strip() for line in body.splitlines()]
     undocumented = []
-    for previous, line in zip(lines, lines[1:]):
+    for previous, line in itertools.pairwise(lines):
         is_field = ":" in line and "=" in line and not line.startswith(("#", '"'))
         # The TWILIO_* group shares the comment above its first member.
         grouped = line.startswith("TWILIO_") and previous.startswith("TWILIO_")

@@ -520,7 +520,7 @@ def hammer(fn, n: int) -> list[object]:
         try:
             barrier.wait()
             result: object = fn()
-        except Exception as exc:  # noqa: BLE001 - the outcome is what we count
+        except Exception as exc:
             result = exc
         finally:
             connections.close_all()

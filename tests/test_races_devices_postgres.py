@@ -42,7 +42,7 @@ def race(*calls: Callable[[], Any]) -> list[Any]:
         try:
             barrier.wait()
             results[i] = call()
-        except Exception as exc:  # noqa: BLE001 - recorded, then asserted on
+        except Exception as exc:
             results[i] = exc
         finally:
             connections.close_all()

@@ -49,7 +49,7 @@ def race(*calls: Callable[[], Any]) -> list[Any]:
         try:
             barrier.wait(timeout=JOIN_TIMEOUT)
             results[index] = call()
-        except Exception as exc:  # noqa: BLE001 - the caller inspects it
+        except Exception as exc:
             results[index] = exc
         finally:
             connections.close_all()

@@ -86,7 +86,7 @@ class SDKLogin:
     def _run(self, fn: Callable[[str, int], Any], api_key: str) -> None:
         try:
             self.result = fn(api_key, self.port)
-        except BaseException as exc:  # noqa: BLE001 - SystemExit too: reported by the test
+        except BaseException as exc:
             self.error = exc
 
     def wait(self, timeout: float = 30) -> dict[str, Any]:

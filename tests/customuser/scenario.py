@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from authdevice.flows.identities import add_identifier, find_identity
 from authdevice.flows.applications import create_application
+from authdevice.flows.identities import add_identifier, find_identity
 from authdevice.flows.tokens import issue_token_set, refresh_token_set, verify_access_token
 
 

@@ -70,7 +70,7 @@ def browser(playwright: Any) -> Iterator[Any]:
         instance = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
         )
-    except Exception as exc:  # noqa: BLE001 - report why Chromium did not start
+    except Exception as exc:
         _unavailable(f"Chromium did not start: {exc}")
     yield instance
     instance.close()
