@@ -36,7 +36,7 @@ from ..models import (
     IdentifierDevice,
     UserIdentity,
 )
-from . import ratelimit
+from . import identities, ratelimit
 from .audit import record_event
 from .errors import FlowError, InvalidIdentifier
 from .identities import add_identifier, guess_kind, normalise_identifier
@@ -81,11 +81,8 @@ class DeliveryUnavailable(FlowError):
     status = 503
 
 
-class SignupClosed(FlowError):
+class SignupClosed(identities.SignupClosed):
     """There is no account for this address."""
-
-    code = "signup_closed"
-    status = 403
 
 
 class AccountDisabled(FlowError):
