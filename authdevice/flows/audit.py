@@ -5,7 +5,7 @@ from typing import Any
 from django.http import HttpRequest
 
 from ..http import client_ip, user_agent
-from ..models import Application, AuthEvent
+from ..models import Application, AuthEvent, fastsql
 from ..signals import auth_event_recorded
 
 
@@ -23,7 +23,7 @@ def record_event(
 ) -> AuthEvent:
     """Write one audit row and announce it. Call inside the transaction of the change.
     Pass ``user`` or, when only its id is at hand, ``user_id`` (saves a query)."""
-    row = AuthEvent.objects.create(
+    row = AuthEvent(
         event=event,
         state=state,
         user=user,
@@ -35,5 +35,6 @@ def record_event(
         actor=actor[:150],
         details=details or {},
     )
+    fastsql.insert(row)  # one prepared INSERT: the ORM compile would cost ~10x the statement
     auth_event_recorded.send(sender=AuthEvent, event=row)
     return row

@@ -185,7 +185,7 @@ def _prepare_token_set(
 
 
 def _persist(row: RefreshToken, tokens: TokenSet) -> TokenSet:
-    row.save(force_insert=True)
+    RefreshToken.objects.insert(row)
     tokens_issued.send(
         sender=RefreshToken,
         identity=row.identity,

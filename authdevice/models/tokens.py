@@ -6,6 +6,7 @@ from typing import Any
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from . import fastsql
 from .applications import Application
 from .identities import UserIdentity
 from .ids import random_public_int
@@ -41,29 +42,34 @@ class RefreshTokenManager(models.Manager["RefreshToken"]):
         user_table = user_model._meta.db_table
         user_pk = user_model._meta.pk.column
         sql = (
-            f"SELECT {q(rt)}.*, {q(ident)}.{q('public_id')} AS ad_public_id, "
-            f"{q(ident)}.{q('client_user_id')} AS ad_client_user_id, "
-            f"{q(ident)}.{q('user_id')} AS ad_user_id, "
-            f"{q(user_table)}.{q('is_active')} AS ad_user_is_active "
+            f"SELECT {fastsql.columns(self.model)}, {q(ident)}.{q('public_id')}, "
+            f"{q(ident)}.{q('client_user_id')}, {q(ident)}.{q('user_id')}, "
+            f"{q(user_table)}.{q('is_active')} "
             f"FROM {q(rt)} "
             f"INNER JOIN {q(ident)} ON {q(ident)}.{q('id')} = {q(rt)}.{q('identity_id')} "
             f"INNER JOIN {q(user_table)} ON {q(user_table)}.{q(user_pk)} = {q(ident)}.{q('user_id')} "
             f"WHERE {q(rt)}.{q('id')} = %s"
         )
         # Identifiers only: table and column names from the models, the value a parameter.
-        rows = list(self.raw(sql, [pk]))
-        if not rows:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [pk])
+            found = cursor.fetchone()
+        if found is None:
             return None
-        row = rows[0]
-        public_id = row.ad_public_id
+        row = fastsql.load(self.model, found)
+        public_id, client_user_id, user_id, is_active = found[-4:]
         row.identity = UserIdentity(
             pk=row.identity_id,
             public_id=public_id if isinstance(public_id, uuid.UUID) else uuid.UUID(str(public_id)),
-            client_user_id=row.ad_client_user_id,
-            user_id=row.ad_user_id,
+            client_user_id=client_user_id,
+            user_id=user_id,
         )
-        row.user_is_active = bool(row.ad_user_is_active)
+        row.user_is_active = bool(is_active)
         return row
+
+    def insert(self, row: RefreshToken) -> RefreshToken:
+        """INSERT a new token row with one prepared statement (no ORM compile)."""
+        return fastsql.insert(row)
 
     def spend(self, pk: int, when: Any) -> bool:
         """Mark the token used if nobody did yet: ``UPDATE ... WHERE used_at IS NULL``.
