@@ -205,61 +205,55 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
     }
 
 
-class CodeViewsSchema(OpenApiViewExtension):
-    target_class = "authdevice.api.v1.codes.CodeRequestView"
+def _code_view_schema(
+    view: str, request_serializer: str, summary: str, status: int, response: type
+) -> type[OpenApiViewExtension]:
+    """The schema of one /api/v1/auth/code view: a POST with a JSON body."""
 
-    def view_replacement(self) -> type:
-        from .serializers import CodeRequestSerializer
-
-        class Described(self.target_class):  # type: ignore[name-defined, misc]
-            schema = NativeSchema()
-            openapi_methods: ClassVar[dict[str, Any]] = {
-                "post": dict(
-                    summary="Send a sign-in code or magic link",
-                    request=CodeRequestSerializer,
-                    responses={202: CodeChallengeSerializer, **error_responses(400, 415, 429)},
-                )
-            }
-
-        return Described
-
-
-class CodeResendSchema(OpenApiViewExtension):
-    target_class = "authdevice.api.v1.codes.CodeResendView"
-
-    def view_replacement(self) -> type:
-        from .serializers import ChallengeSerializer
+    def view_replacement(self: OpenApiViewExtension) -> type:
+        from . import serializers as api_serializers
 
         class Described(self.target_class):  # type: ignore[name-defined, misc]
             schema = NativeSchema()
             openapi_methods: ClassVar[dict[str, Any]] = {
                 "post": dict(
-                    summary="Send a new code for the same challenge",
-                    request=ChallengeSerializer,
-                    responses={202: CodeChallengeSerializer, **error_responses(400, 415, 429)},
+                    summary=summary,
+                    request=getattr(api_serializers, request_serializer),
+                    responses={status: response, **error_responses(400, 415, 429)},
                 )
             }
 
         return Described
 
+    # Subclassing registers the extension with drf-spectacular.
+    return type(
+        f"{view}Schema",
+        (OpenApiViewExtension,),
+        {"target_class": f"authdevice.api.v1.codes.{view}", "view_replacement": view_replacement},
+    )
 
-class CodeVerifySchema(OpenApiViewExtension):
-    target_class = "authdevice.api.v1.codes.CodeVerifyView"
 
-    def view_replacement(self) -> type:
-        from .serializers import CodeVerifySerializer
-
-        class Described(self.target_class):  # type: ignore[name-defined, misc]
-            schema = NativeSchema()
-            openapi_methods: ClassVar[dict[str, Any]] = {
-                "post": dict(
-                    summary="Verify the code; returns a token set",
-                    request=CodeVerifySerializer,
-                    responses={200: TokenSetSerializer, **error_responses(400, 415, 429)},
-                )
-            }
-
-        return Described
+CodeViewsSchema = _code_view_schema(
+    "CodeRequestView",
+    "CodeRequestSerializer",
+    "Send a sign-in code or magic link",
+    202,
+    CodeChallengeSerializer,
+)
+CodeResendSchema = _code_view_schema(
+    "CodeResendView",
+    "ChallengeSerializer",
+    "Send a new code for the same challenge",
+    202,
+    CodeChallengeSerializer,
+)
+CodeVerifySchema = _code_view_schema(
+    "CodeVerifyView",
+    "CodeVerifySerializer",
+    "Verify the code; returns a token set",
+    200,
+    TokenSetSerializer,
+)
 
 
 # -- serving -------------------------------------------------------------------------------
