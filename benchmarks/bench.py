@@ -355,6 +355,31 @@ def dump_logs(workdir: Path) -> None:
             log(f"--- {path.name} (last lines) ---\n" + "\n".join(text.splitlines()[-25:]))
 
 
+def tear_down(
+    *,
+    stop: list[Any],
+    logs: dict[str, Any],
+    failed: bool,
+    workdir: Path,
+    keep: bool,
+    previous: dict[signal.Signals, Any],
+) -> None:
+    """Stop what a run started (each object's ``stop`` or ``close``, in order), keep the
+    server logs on failure or with ``--keep``, and give back the signal handlers."""
+    for item in stop:
+        if item is not None:
+            (item.stop if hasattr(item, "stop") else item.close)()
+    for fh in logs.values():
+        fh.close()
+    if failed:
+        dump_logs(workdir)
+    if keep:
+        log(f"kept {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    restore_signal_handlers(previous)
+
+
 def write_result(args: argparse.Namespace, result: dict[str, Any], text: str) -> None:
     try:
         args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -446,21 +471,14 @@ def main(argv: list[str] | None = None) -> int:
         log(f"failed: {type(exc).__name__}: {exc}")
         return 1
     finally:
-        for server in servers.values():
-            server.stop()
-        if seeder is not None:
-            seeder.close()
-        if redis is not None:
-            redis.stop()
-        for fh in logs.values():
-            fh.close()
-        if failed:
-            dump_logs(workdir)
-        if args.keep:
-            log(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-        restore_signal_handlers(previous)
+        tear_down(
+            stop=[*servers.values(), seeder, redis],
+            logs=logs,
+            failed=failed,
+            workdir=workdir,
+            keep=args.keep,
+            previous=previous,
+        )
 
     machine["loadavg_end"] = load_average()
     machine["cpu_during_run"] = other_cpu(cpu_start, CpuSnapshot.take())

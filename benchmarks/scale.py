@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import secrets
-import shutil
 import statistics
 import tempfile
 import time
@@ -32,11 +31,10 @@ from typing import Any
 from . import loadgen
 from .bench import (
     Bench,
-    dump_logs,
     install_signal_handlers,
     log,
-    restore_signal_handlers,
     run_settings,
+    tear_down,
     write_result,
 )
 from .endpoints import BASELINE, ENDPOINTS, PENDING_LOOKUP
@@ -132,19 +130,14 @@ def run_scale(args: argparse.Namespace, tool: str) -> int:
         log(f"failed: {type(exc).__name__}: {exc}")
         return 1
     finally:
-        for server in servers.values():
-            server.stop()
-        for seeder in seeders.values():
-            seeder.close()
-        for fh in logs.values():
-            fh.close()
-        if failed:
-            dump_logs(workdir)
-        if args.keep:
-            log(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-        restore_signal_handlers(previous)
+        tear_down(
+            stop=[*servers.values(), *seeders.values()],
+            logs=logs,
+            failed=failed,
+            workdir=workdir,
+            keep=args.keep,
+            previous=previous,
+        )
 
     machine["loadavg_end"] = load_average()
     machine["cpu_during_run"] = other_cpu(cpu_start, CpuSnapshot.take())
