@@ -570,6 +570,18 @@ def enrol_challenge(request: HttpRequest) -> HttpResponseBase:
         return _flow_error(exc)
 
 
+def _browser_key(request: HttpRequest, data: dict[str, Any]) -> dict[str, Any]:
+    """What a browser sends with its new WebCrypto key (P-256), as the flows take it."""
+    return {
+        "public_key": data.get("public_key"),
+        "algorithm": "EC",
+        "signature": data.get("signature"),
+        "name": _clean_name(data.get("name"), describe_user_agent(user_agent(request))),
+        "device_type": _("Web browser"),
+        "request": request,
+    }
+
+
 @auth_page
 @csrf_protect
 @require_POST
@@ -580,14 +592,7 @@ def enrol(request: HttpRequest) -> HttpResponseBase:
     identity = identity_for_user(request.user)
     try:
         device = native.enrol_with_proof(
-            identity=identity,
-            public_key=data.get("public_key"),
-            algorithm="EC",
-            challenge=data.get("challenge"),
-            signature=data.get("signature"),
-            name=_clean_name(data.get("name"), describe_user_agent(user_agent(request))),
-            device_type=_("Web browser"),
-            request=request,
+            identity=identity, challenge=data.get("challenge"), **_browser_key(request, data)
         )
     except FlowError as exc:
         return _flow_error(exc)
@@ -945,15 +950,7 @@ def bind_redeem(request: HttpRequest, code: str) -> HttpResponseBase:
         return limited
     data = _body(request)
     try:
-        redeemed = native.redeem_binding(
-            code=code,
-            public_key=data.get("public_key"),
-            algorithm="EC",
-            signature=data.get("signature"),
-            name=_clean_name(data.get("name"), describe_user_agent(user_agent(request))),
-            device_type=_("Web browser"),
-            request=request,
-        )
+        redeemed = native.redeem_binding(code=code, **_browser_key(request, data))
     except FlowError as exc:
         return _flow_error(exc)
     device, comparison = redeemed[1], redeemed[2]
