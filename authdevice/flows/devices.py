@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -27,9 +28,13 @@ from ..models import (
     UsedDeviceMessage,
     UserIdentity,
 )
+from ..models.devices import identity_with_user
 from .audit import record_event
 from .errors import FlowError
-from .tokens import TokenSet, _revoke_families, issue_token_set
+from .tokens import TokenSet, _persist, _prepare_token_set, _revoke_families
+
+#: ``last_used_at`` is display information: written at most this often per device.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 TRUSTED_DEVICE = "TRUSTED_DEVICE"
 
@@ -96,12 +101,26 @@ def resolve_identity(user_id: object) -> UserIdentity | None:
         or not user_id.isprintable()
     ):
         return None
-    qs = UserIdentity.objects.select_related("user")
     try:
-        public_id = uuid.UUID(user_id)
+        public_id: uuid.UUID | None = uuid.UUID(user_id)
     except ValueError:
-        return qs.filter(client_user_id=user_id).first()
-    return qs.filter(public_id=public_id).first() or qs.filter(client_user_id=user_id).first()
+        public_id = None
+    return identity_with_user(user_id, public_id)
+
+
+def resolves_to(user_id: str, identity: UserIdentity) -> bool:
+    """Whether :func:`resolve_identity` would certainly answer ``identity`` for this id (so a
+    caller holding it can skip the query): its public id, or its client user id when that is
+    not UUID-shaped (a UUID-shaped one could be another user's public id, which wins)."""
+    if user_id == str(identity.public_id):
+        return True
+    if user_id != identity.client_user_id or len(user_id) > 200 or not user_id.isprintable():
+        return False
+    try:
+        uuid.UUID(user_id)
+    except ValueError:
+        return True
+    return False
 
 
 def parse_key(public_key: object, algorithm: object = None) -> devicekeys.DeviceKey:
@@ -113,14 +132,19 @@ def parse_key(public_key: object, algorithm: object = None) -> devicekeys.Device
 
 def find_device(identity: UserIdentity, public_key: object) -> TrustedDevice | None:
     """The user's active device with this key (any spelling of the key), or None."""
+    found = _find_device(identity, public_key)
+    return None if found is None else found[0]
+
+
+def _find_device(
+    identity: UserIdentity, public_key: object, *, with_identifier: bool = False
+) -> tuple[TrustedDevice, str] | None:
     try:
         key = devicekeys.parse_public_key(public_key)
     except devicekeys.InvalidDeviceKey:
         return None
-    return (
-        TrustedDevice.objects.active()
-        .filter(user=identity.user, fingerprint=key.fingerprint)
-        .first()
+    return TrustedDevice.objects.find_active(
+        identity.user_id, key.fingerprint, identity_id=identity.pk if with_identifier else None
     )
 
 
@@ -238,13 +262,45 @@ def check_timestamp(timestamp: object) -> int:
     return ts
 
 
-def verify_device_signature(device: TrustedDevice, message: str, signature: object) -> None:
-    """Verify with the algorithm pinned at enrolment, then burn the (device, message) pair
-    (the caller's transaction must commit for the burn to count)."""
+def check_device_signature(device: TrustedDevice, message: str, signature: object) -> bytes:
+    """Verify with the algorithm pinned at enrolment (no database access: callers do this
+    before their write transaction); returns the signed bytes for :func:`burn_message`."""
     key = devicekeys.parse_public_key(device.public_key, device.algorithm)
     encoded = message.encode("utf-8")
     if not devicekeys.verify(key, encoded, signature):
         raise BadSignature()
+    return encoded
+
+
+def burn_message(device: TrustedDevice, encoded: bytes) -> None:
+    """Inside the caller's write transaction, first: record the verified (device, message)
+    pair as used (a second use is :class:`Replayed`), refusing a device removed since it was
+    read (:class:`DeviceNotTrusted`: removal takes effect on the very next request). No
+    savepoint: on failure the caller's transaction is rolled back as a whole."""
+    try:
+        burnt = UsedDeviceMessage.objects.burn(
+            device.pk, hashlib.sha256(encoded).hexdigest(), timezone.now()
+        )
+    except IntegrityError as exc:
+        raise Replayed() from exc
+    if not burnt:
+        raise DeviceNotTrusted()
+
+
+def note_device_use(device: TrustedDevice) -> None:
+    """After the caller's commit: ``last_used_at``, at most once a minute per device. Not
+    inside the transaction: on PostgreSQL :func:`burn_message` share-locks the device row,
+    and two sign-ins of one device each updating it there would deadlock."""
+    now = timezone.now()
+    if device.last_used_at is None or device.last_used_at < now - LAST_USED_RESOLUTION:
+        TrustedDevice.objects.touch(device.pk, now, now - LAST_USED_RESOLUTION)
+        device.last_used_at = now
+
+
+def verify_device_signature(device: TrustedDevice, message: str, signature: object) -> None:
+    """Verify with the algorithm pinned at enrolment, then burn the (device, message) pair
+    (the caller's transaction must commit for the burn to count)."""
+    encoded = check_device_signature(device, message, signature)
     try:
         with transaction.atomic():
             UsedDeviceMessage.objects.create(
@@ -273,35 +329,52 @@ def sign_in_with_device(
     request: HttpRequest | None = None,
 ) -> DeviceSignIn:
     """Cotter B1: a trusted device signs ``uid+issuer+event+timestamp+TRUSTED_DEVICE+true``;
-    on success an approved event and a token set (``auth_method`` TRUSTED_DEVICE)."""
-    from .events import new_event_row
+    on success an approved event and a token set (``auth_method`` TRUSTED_DEVICE).
+
+    Lookup, signature check, the event's server signature and the token signing happen
+    before the write transaction, which holds only the replay-cache INSERT (single use,
+    and the device still active), the event INSERT and the refresh-token INSERT."""
+    from .events import build_event_row, insert_event_row
 
     check_timestamp(timestamp)
+    found = _find_device(identity, public_key, with_identifier=True)
+    if found is None:
+        raise DeviceNotTrusted()
+    device, identifier = found
+    encoded = check_device_signature(
+        device, login_message(uid, application.api_key_id, event, str(timestamp)), signature
+    )
+    row = build_event_row(
+        identity=identity,
+        application=application,
+        event=event,
+        state=AuthEvent.State.APPROVED,
+        client_timestamp=str(timestamp),
+        reported_ip=reported_ip,
+        reported_location=reported_location,
+        request=request,
+        approving_device=device,
+        requesting_device=device,
+    )
+    refresh_row, tokens = _prepare_token_set(
+        identity=identity,
+        application=application,
+        auth_method=TRUSTED_DEVICE,
+        identifier=identifier,
+        auth_time=None,
+        scope="access",
+        device=device,
+        parent=None,
+    )
+    # The tokens go out with this response: the event says so from its INSERT on.
+    row.tokens_handed_out_at = refresh_row.created_at
+    row.token_family = tokens.family
+    prepared = AuthEvent.objects.prepare_insert(row)
     with transaction.atomic():
-        device = find_device(identity, public_key)
-        if device is None:
-            raise DeviceNotTrusted()
-        verify_device_signature(
-            device, login_message(uid, application.api_key_id, event, str(timestamp)), signature
-        )
-        row = new_event_row(
-            identity=identity,
-            application=application,
-            event=event,
-            state=AuthEvent.State.APPROVED,
-            client_timestamp=str(timestamp),
-            reported_ip=reported_ip,
-            reported_location=reported_location,
-            request=request,
-            approving_device=device,
-            requesting_device=device,
-        )
-        tokens = issue_token_set(
-            identity=identity, application=application, auth_method=TRUSTED_DEVICE, device=device
-        )
-        AuthEvent.objects.filter(pk=row.pk).update(
-            tokens_handed_out_at=timezone.now(), token_family=tokens.family
-        )
+        burn_message(device, encoded)
+        insert_event_row(row, prepared)
+        _persist(refresh_row, tokens)
+    note_device_use(device)
     return DeviceSignIn(event=row, device=device, tokens=tokens)
 
 

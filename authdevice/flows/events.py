@@ -11,11 +11,11 @@ import base64
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.db import transaction
-from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -27,14 +27,16 @@ from . import notify
 from .devices import (
     TRUSTED_DEVICE,
     DeviceNotTrusted,
+    burn_message,
+    check_device_signature,
     find_device,
     login_message,
-    verify_device_signature,
+    note_device_use,
 )
 from .errors import FlowError
 from .keys import keyring
 from .ratelimit import RateLimited
-from .tokens import TokenSet, issue_token_set
+from .tokens import TokenSet
 
 State = AuthEvent.State
 
@@ -88,7 +90,12 @@ def effective_state(event: AuthEvent) -> str:
     return State.EXPIRED if is_expired(event) else event.state
 
 
-def new_event_row(
+def new_event_row(**kwargs) -> AuthEvent:  # type: ignore[no-untyped-def]
+    """Build, sign and INSERT an event row (arguments as :func:`build_event_row`)."""
+    return insert_event_row(build_event_row(**kwargs))
+
+
+def build_event_row(
     *,
     identity: UserIdentity,
     application: Application | None,
@@ -102,6 +109,8 @@ def new_event_row(
     requesting_device: TrustedDevice | None = None,
     expires_at=None,  # type: ignore[no-untyped-def]
 ) -> AuthEvent:
+    """The event row with its random id and server signature, not yet saved: all the work
+    that needs no database (callers sign before their write transaction)."""
     row = AuthEvent(
         user=identity.user,
         application=application,
@@ -125,7 +134,17 @@ def new_event_row(
         state == State.PENDING,
         state == State.APPROVED,
     )
-    row.save(force_insert=True)
+    return row
+
+
+def insert_event_row(row: AuthEvent, prepared: tuple[str, list[Any]] | None = None) -> AuthEvent:
+    """INSERT a row from :func:`build_event_row` and announce it (inside the caller's
+    transaction, like every audit row). ``prepared``: from
+    ``AuthEvent.objects.prepare_insert(row)``, converted before the transaction."""
+    if prepared is None:
+        AuthEvent.objects.insert(row)
+    else:
+        AuthEvent.objects.run_insert(row, prepared)
     auth_event_recorded.send(sender=AuthEvent, event=row)
     return row
 
@@ -214,12 +233,12 @@ def newest_pending_event(
 ) -> AuthEvent | None:
     """The user's newest unexpired pending event (one indexed lookup), or None; with
     ``application``, the newest one made through that application."""
-    qs = AuthEvent.objects.filter(
-        user_id=identity.user_id, state=State.PENDING, expires_at__gt=timezone.now()
+    row = AuthEvent.objects.newest_pending(
+        identity.user_id, timezone.now(), application.pk if application is not None else None
     )
-    if application is not None:
-        qs = qs.filter(application=application)
-    return qs.order_by("-created_at").first()
+    if row is not None and application is not None:
+        row.application = application
+    return row
 
 
 def get_event(event_id: object, application: Application) -> AuthEvent:
@@ -229,14 +248,24 @@ def get_event(event_id: object, application: Application) -> AuthEvent:
         raise EventNotFound() from exc
     if not 0 < pk < 2**53:
         raise EventNotFound()
-    row = (
-        AuthEvent.objects.select_related("user__authdevice_identity", "application")
-        .filter(pk=pk, application=application, method=TRUSTED_DEVICE)
-        .first()
-    )
+    row = AuthEvent.objects.with_identity(pk, application.pk, TRUSTED_DEVICE)
     if row is None:
         raise EventNotFound()
+    row.application = application
     return row
+
+
+def event_identity(event: AuthEvent) -> UserIdentity | None:
+    """The event's user identity if :func:`get_event` already loaded it, else None (never
+    a query)."""
+    user_field = AuthEvent._meta.get_field("user")
+    if not user_field.is_cached(event):
+        return None
+    user = user_field.get_cached_value(event)
+    reverse = UserIdentity._meta.get_field("user").remote_field
+    if user is None or not reverse.is_cached(user):
+        return None
+    return reverse.get_cached_value(user)
 
 
 def respond_to_event(
@@ -251,43 +280,62 @@ def respond_to_event(
     request: HttpRequest | None = None,
 ) -> Decision:
     """Cotter B3: an active trusted device of the same user approves or rejects, signing
-    ``uid+issuer+pending.event+pending.timestamp+TRUSTED_DEVICE+true|false``."""
+    ``uid+issuer+pending.event+pending.timestamp+TRUSTED_DEVICE+true|false``.
+
+    Lookup and both signatures happen before the write transaction; inside it, the
+    replay-cache INSERT (single use, device still active) and the conditional UPDATE
+    ``WHERE state = 'pending'``, which decides races (approve vs reject, double approve)."""
     if event.user_id != identity.user_id:
         raise EventNotFound()
+    device = find_device(identity, public_key)
+    if device is None:
+        raise DeviceNotTrusted()
+    if effective_state(event) != State.PENDING:
+        raise AlreadyDecided()
+    message = login_message(
+        uid,
+        application.api_key_id,
+        event.event,
+        event.client_timestamp,
+        "true" if approved else "false",
+    )
+    encoded = check_device_signature(device, message, signature)
+    target = State.APPROVED if approved else State.REJECTED
+    # _sign reads only the event name and timestamp besides the arguments.
+    signature_ = _sign(event, identity.client_user_id, application.api_key_id, False, approved)
     with transaction.atomic():
-        device = find_device(identity, public_key)
-        if device is None:
-            raise DeviceNotTrusted()
-        if effective_state(event) != State.PENDING:
-            raise AlreadyDecided()
-        message = login_message(
-            uid,
-            application.api_key_id,
-            event.event,
-            event.client_timestamp,
-            "true" if approved else "false",
-        )
-        verify_device_signature(device, message, signature)
-        target = State.APPROVED if approved else State.REJECTED
-        event.state = target
-        signature_ = _sign(event, identity.client_user_id, application.api_key_id, False, approved)
-        won = AuthEvent.objects.filter(
-            Q(pk=event.pk, state=State.PENDING, expires_at__gt=timezone.now())
-        ).update(
-            state=target, decided_at=timezone.now(), approving_device=device, signature=signature_
+        burn_message(device, encoded)
+        now = timezone.now()
+        won = AuthEvent.objects.decide(
+            event.pk, state=target, when=now, device_id=device.pk, signature=signature_
         )
         if not won:
             raise AlreadyDecided()
-        event.refresh_from_db()
+        # What the UPDATE wrote (no re-read: QuerySet.update leaves updated_at alone too).
+        event.state = target
+        event.decided_at = now
+        event.approving_device = device
+        event.signature = signature_
         auth_event_recorded.send(sender=AuthEvent, event=event)
         notify.announce(event.pk)
+    note_device_use(device)
     return Decision(event=event, approved=approved)
 
 
-def hand_out_tokens(event: AuthEvent) -> TokenSet | None:
+def hand_out_tokens(event: AuthEvent, *, identifier: str | None = None) -> TokenSet | None:
     """The approved event's token set, to the first poll after approval only. Only a
     request that waited for approval has tokens to hand out (not a signed sign-in, whose
-    tokens went out with it, nor a QR enrolment or any other audit row)."""
+    tokens went out with it, nor a QR enrolment or any other audit row).
+
+    ``event`` comes with its user and the user's identity loaded (``get_event``, the
+    native poll); ``identifier``, the user's primary identifier, if the caller has it.
+    As in the refresh grant, the tokens are signed before the write transaction, which
+    holds only the claim (a conditional UPDATE: of concurrent polls exactly one wins) and
+    the refresh-token INSERT. A losing poll's token set is dropped unsent."""
+    from django.db import connection
+
+    from .tokens import _persist, _prepare_token_set
+
     if (
         event.state != State.APPROVED
         or event.tokens_handed_out_at is not None
@@ -295,22 +343,41 @@ def hand_out_tokens(event: AuthEvent) -> TokenSet | None:
     ):
         return None
     identity = event.user.authdevice_identity
+    # Only the device's id goes into the refresh-token row: no need to load the device.
+    device = None
+    if event.approving_device_id is not None:
+        device = TrustedDevice(pk=event.approving_device_id, user_id=event.user_id)
+    row, tokens = _prepare_token_set(
+        identity=identity,
+        application=event.application,
+        auth_method=TRUSTED_DEVICE,
+        identifier=identifier,
+        auth_time=None,
+        scope="access",
+        device=device,
+        parent=None,
+    )
+    q = connection.ops.quote_name
+    # Only model table/column names are interpolated; values go as parameters.
+    sql = (
+        f"UPDATE {q(AuthEvent._meta.db_table)} SET {q('tokens_handed_out_at')} = %s, "  # noqa: S608
+        f"{q('token_family')} = %s WHERE {q('id')} = %s AND {q('state')} = %s "
+        f"AND {q('tokens_handed_out_at')} IS NULL AND {q('expires_at')} IS NOT NULL"
+    )
+    family_field = AuthEvent._meta.get_field("token_family")
+    params = [
+        connection.ops.adapt_datetimefield_value(timezone.now()),
+        family_field.get_db_prep_value(tokens.family, connection),
+        event.pk,
+        State.APPROVED,
+    ]
     with transaction.atomic():
-        claimed = AuthEvent.objects.filter(
-            pk=event.pk,
-            state=State.APPROVED,
-            tokens_handed_out_at__isnull=True,
-            expires_at__isnull=False,
-        ).update(tokens_handed_out_at=timezone.now())
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            claimed = cursor.rowcount == 1
         if not claimed:
             return None
-        tokens = issue_token_set(
-            identity=identity,
-            application=event.application,
-            auth_method=TRUSTED_DEVICE,
-            device=event.approving_device,
-        )
-        AuthEvent.objects.filter(pk=event.pk).update(token_family=tokens.family)
+        _persist(row, tokens)
     return tokens
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -109,6 +109,39 @@ def issue_challenge(
     )
 
 
+def _find_challenge(
+    value: object,
+    purpose: str,
+    *,
+    user_id: Any = None,
+    device: TrustedDevice | None = None,
+    event: AuthEvent | None = None,
+) -> DeviceChallenge:
+    """The unused, unexpired challenge bound to these (no write: :func:`_burn` spends it)."""
+    if not isinstance(value, str) or not 20 <= len(value) <= 64:
+        raise ChallengeInvalid()
+    row = DeviceChallenge.objects.filter(value=value, purpose=purpose).first()
+    if (
+        row is None
+        or (row.user_id is not None and user_id is not None and row.user_id != user_id)
+        or (row.device_id is not None and (device is None or row.device_id != device.pk))
+        or (row.event_id is not None and (event is None or row.event_id != event.pk))
+        or row.used_at is not None
+        or row.expires_at <= timezone.now()
+    ):
+        raise ChallengeInvalid()
+    return row
+
+
+def _burn(row: DeviceChallenge) -> None:
+    """Spend a challenge (conditional UPDATE: of concurrent callers exactly one wins)."""
+    won = DeviceChallenge.objects.filter(
+        pk=row.pk, used_at__isnull=True, expires_at__gt=timezone.now()
+    ).update(used_at=timezone.now())
+    if not won:
+        raise ChallengeInvalid()
+
+
 def _consume(
     value: object,
     purpose: str,
@@ -118,31 +151,26 @@ def _consume(
     event: AuthEvent | None = None,
 ) -> DeviceChallenge:
     """Burn a challenge (conditional UPDATE: exactly one caller wins)."""
-    if not isinstance(value, str) or not 20 <= len(value) <= 64:
-        raise ChallengeInvalid()
-    row = DeviceChallenge.objects.filter(value=value, purpose=purpose).first()
-    if (
-        row is None
-        or (row.user_id is not None and user_id is not None and row.user_id != user_id)
-        or (row.device_id is not None and (device is None or row.device_id != device.pk))
-        or (row.event_id is not None and (event is None or row.event_id != event.pk))
-    ):
-        raise ChallengeInvalid()
-    won = DeviceChallenge.objects.filter(
-        pk=row.pk, used_at__isnull=True, expires_at__gt=timezone.now()
-    ).update(used_at=timezone.now())
-    if not won:
-        raise ChallengeInvalid()
+    row = _find_challenge(value, purpose, user_id=user_id, device=device, event=event)
+    _burn(row)
     return row
 
 
-def _verify(device: TrustedDevice, message: bytes, signature: object) -> None:
+def _check_signature(device: TrustedDevice, message: bytes, signature: object) -> None:
     if not device.is_active:
         raise DeviceNotTrusted()
     key = devicekeys.parse_public_key(device.public_key, device.algorithm)
     if not devicekeys.verify(key, message, signature, ec_encoding="raw"):
         raise BadSignature()
+
+
+def _note_use(device: TrustedDevice) -> None:
     TrustedDevice.objects.filter(pk=device.pk).update(last_used_at=timezone.now())
+
+
+def _verify(device: TrustedDevice, message: bytes, signature: object) -> None:
+    _check_signature(device, message, signature)
+    _note_use(device)
 
 
 def device_by_handle(handle: object) -> TrustedDevice | None:
@@ -385,43 +413,62 @@ def decide(
     except (TypeError, ValueError) as exc:
         raise EventNotFound() from exc
     decision = "approve" if approve else "reject"
+    # Read and verify before the write transaction (the approval's latency and the write
+    # lock's hold time): the event's owner, secret and number are fixed at creation, and
+    # what can change meanwhile is re-checked by the conditional UPDATEs below.
+    event = _load_event(pk, with_identity=False) if 0 < pk < 2**63 else None
+    if event is None or event.user_id != device.user_id or not event.poll_secret_hash:
+        raise EventNotFound()
+    state = effective_state(event)
+    if state == State.EXPIRED:
+        raise EventExpired()
+    if state != State.PENDING:
+        raise AlreadyDecided()
+    row = _find_challenge(
+        challenge, Purpose.APPROVE, user_id=device.user_id, device=device, event=event
+    )
+    _check_signature(
+        device,
+        signed_message(Purpose.APPROVE, str(challenge), event_id=event.pk, decision=decision),
+        signature,
+    )
     wrong = False
+    if approve and event.match_code_hash:
+        typed = str(match_code or "").strip()[:16]
+        wrong = not constant_time_equals(_match_hash(event.pk, typed), event.match_code_hash)
     with transaction.atomic():
-        event = AuthEvent.objects.select_for_update(of=("self",)).filter(pk=pk).first()
-        if event is None or event.user_id != device.user_id or not event.poll_secret_hash:
-            raise EventNotFound()
-        state = effective_state(event)
-        if state == State.EXPIRED:
-            raise EventExpired()
-        if state != State.PENDING:
-            raise AlreadyDecided()
-        _consume(challenge, Purpose.APPROVE, user_id=device.user_id, device=device, event=event)
-        _verify(
-            device,
-            signed_message(Purpose.APPROVE, str(challenge), event_id=event.pk, decision=decision),
-            signature,
-        )
-        if approve and event.match_code_hash:
-            typed = str(match_code or "").strip()[:16]
-            if not constant_time_equals(_match_hash(event.pk, typed), event.match_code_hash):
-                event.match_attempts += 1
-                fields = ["match_attempts"]
-                if event.match_attempts >= int(app_settings.MATCH_MAX_ATTEMPTS):
-                    event.state = State.REJECTED
-                    event.decided_at = timezone.now()
-                    event.details = {**event.details, "reason": "number_mismatch"}
-                    fields += ["state", "decided_at", "details"]
-                    notify.announce(event.pk)
-                event.save(update_fields=fields)
-                wrong = True
-        if not wrong:
+        _burn(row)  # single use: of concurrent uses of the challenge exactly one gets here
+        _note_use(device)
+        if wrong:
+            # Counting attempts is a read-modify-write: lock the row, re-check it is pending.
+            event = AuthEvent.objects.select_for_update(of=("self",)).get(pk=pk)
+            state = effective_state(event)
+            if state == State.EXPIRED:
+                raise EventExpired()
+            if state != State.PENDING:
+                raise AlreadyDecided()
+            event.match_attempts += 1
+            fields = ["match_attempts"]
+            if event.match_attempts >= int(app_settings.MATCH_MAX_ATTEMPTS):
+                event.state = State.REJECTED
+                event.decided_at = timezone.now()
+                event.details = {**event.details, "reason": "number_mismatch"}
+                fields += ["state", "decided_at", "details"]
+                notify.announce(event.pk)
+            event.save(update_fields=fields)
+        else:
             target = State.APPROVED if approve else State.REJECTED
+            now = timezone.now()
+            # Of concurrent decisions (approve vs reject, double approve) exactly one wins.
             won = AuthEvent.objects.filter(
-                pk=event.pk, state=State.PENDING, expires_at__gt=timezone.now()
-            ).update(state=target, decided_at=timezone.now(), approving_device=device)
+                pk=event.pk, state=State.PENDING, expires_at__gt=now
+            ).update(state=target, decided_at=now, approving_device=device)
             if not won:
                 raise AlreadyDecided()
-            event.refresh_from_db()
+            # What the UPDATE wrote (no re-read; QuerySet.update leaves updated_at alone).
+            event.state = target
+            event.decided_at = now
+            event.approving_device = device
             auth_event_recorded.send(sender=AuthEvent, event=event)
             notify.announce(event.pk)
             if not approve:
@@ -460,14 +507,102 @@ class PollResult:
     interval: int
     tokens: TokenSet | None = None
     event: AuthEvent | None = None
+    #: The user's primary identifier, when ``tokens`` were handed out (for the user object).
+    identifier: str | None = None
 
 
-def _requester_event(event_id: object, poll_secret: object) -> AuthEvent:
+_load_sql: dict[tuple[str, bool], str] = {}
+
+
+def _event_sql(with_identity: bool) -> str:
+    """The SELECT of :func:`_load_event`, built once per database vendor."""
+    from django.contrib.auth import get_user_model
+
+    from ..models import fastsql
+
+    # Only model table/column names are interpolated; values go as parameters.
+    key = (connection.vendor, with_identity)
+    sql = _load_sql.get(key)
+    if sql is None:
+        q = connection.ops.quote_name
+        t = q(AuthEvent._meta.db_table)
+        if with_identity:
+            user_model = get_user_model()
+            ut = q(user_model._meta.db_table)
+            it = q(UserIdentity._meta.db_table)
+            user_pk = q(user_model._meta.pk.column)
+            sql = (
+                f"SELECT {fastsql.columns(AuthEvent)}, {fastsql.columns(user_model)}, "  # noqa: S608
+                f"{fastsql.columns(UserIdentity)} FROM {t} "
+                f"LEFT OUTER JOIN {ut} ON {ut}.{user_pk} = {t}.{q('user_id')} "
+                f"LEFT OUTER JOIN {it} ON {it}.{q('user_id')} = {ut}.{user_pk} "
+                f"WHERE {t}.{q('id')} = %s"
+            )
+        else:
+            sql = f"SELECT {fastsql.columns(AuthEvent)} FROM {t} WHERE {t}.{q('id')} = %s"  # noqa: S608
+        _load_sql[key] = sql
+    return sql
+
+
+def _load_event(pk: int, *, with_identity: bool) -> AuthEvent | None:
+    """The event row by id in one hand-written SELECT (the waiters' re-check runs this on
+    every wake-up; the ORM would spend several times the query's cost compiling it). With
+    ``with_identity`` its user and the user's ``UserIdentity`` come attached, as
+    ``select_related("user__authdevice_identity")`` would."""
+    from django.contrib.auth import get_user_model
+
+    from ..models import fastsql
+
+    with connection.cursor() as cursor:
+        cursor.execute(_event_sql(with_identity), [pk])
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    event = fastsql.load(AuthEvent, found)
+    if not with_identity:
+        return event
+    user_model = get_user_model()
+    n_event = len(AuthEvent._meta.concrete_fields)
+    n_user = len(user_model._meta.concrete_fields)
+    user_values = found[n_event : n_event + n_user]
+    if user_values[user_model._meta.concrete_fields.index(user_model._meta.pk)] is not None:
+        user = fastsql.load(user_model, user_values)
+        identity = None
+        if found[n_event + n_user] is not None:
+            identity = fastsql.load(UserIdentity, found[n_event + n_user :])
+            identity.user = user
+        # The reverse one-to-one cache: None reads as "no identity" (DoesNotExist).
+        UserIdentity._meta.get_field("user").remote_field.set_cached_value(user, identity)
+        event.user = user
+    return event
+
+
+def _primary_identifier(identity: UserIdentity) -> str:
+    """``identities.primary_identifier`` (same order: primary first, then oldest) as one
+    hand-written SELECT."""
+    from ..models import Identifier
+
+    q = connection.ops.quote_name
+    # Only model table/column names are interpolated; the id goes as a parameter.
+    sql = (
+        f"SELECT {q('value')} FROM {q(Identifier._meta.db_table)} "  # noqa: S608
+        f"WHERE {q('identity_id')} = %s ORDER BY {q('is_primary')} DESC, {q('created_at')} ASC "
+        "LIMIT 1"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [identity.pk])
+        found = cursor.fetchone()
+    return found[0] if found is not None else ""
+
+
+def _requester_event(
+    event_id: object, poll_secret: object, *, with_identity: bool = False
+) -> AuthEvent:
     try:
         pk = int(event_id)  # type: ignore[call-overload]
     except (TypeError, ValueError) as exc:
         raise EventNotFound() from exc
-    event = AuthEvent.objects.select_related("application").filter(pk=pk).first()
+    event = _load_event(pk, with_identity=with_identity) if 0 < pk < 2**63 else None
     if event is None and isinstance(poll_secret, str):
         expires = _decoy_expiry(pk, poll_secret)
         if expires is not None:
@@ -525,7 +660,8 @@ def poll(
     With ``application``, an approved request started through another application is
     refused (checked only once approved: decoys are never approved, so this tells an
     outsider nothing about which identifiers exist)."""
-    event = _requester_event(event_id, poll_secret)
+
+    event = _requester_event(event_id, poll_secret, with_identity=collect)
     if (
         application is not None
         and event.application_id is not None
@@ -547,12 +683,21 @@ def poll(
             AuthEvent.objects.filter(pk=event.pk).update(poll_interval=interval, last_polled_at=now)
             return PollResult("slow_down", interval, event=event)
         AuthEvent.objects.filter(pk=event.pk).update(last_polled_at=now)
-    tokens = None
-    if status == "approved" and collect and event.application_id is not None:
+    if (
+        status == "approved"
+        and collect
+        and event.application_id is not None
+        and event.tokens_handed_out_at is None
+    ):
         from .events import hand_out_tokens
 
-        tokens = hand_out_tokens(event)
-    return PollResult(status, interval, tokens=tokens, event=event)
+        if application is not None and event.application_id == application.pk:
+            event.application = application  # the caller's, already loaded
+        identifier = _primary_identifier(event.user.authdevice_identity)
+        tokens = hand_out_tokens(event, identifier=identifier)
+        if tokens is not None:
+            return PollResult(status, interval, tokens=tokens, event=event, identifier=identifier)
+    return PollResult(status, interval, event=event)
 
 
 def claim_session(event: AuthEvent) -> bool:

@@ -1,11 +1,76 @@
 from __future__ import annotations
 
-from django.db import models
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.utils.translation import gettext_lazy as _
 from django_otp.models import Device
 
+from . import fastsql
 from .applications import Application
-from .identities import Identifier
+from .identities import Identifier, UserIdentity
+
+# The methods below take ``connections[DEFAULT_DB_ALIAS]`` once rather than using the
+# ``django.db.connection`` proxy, which looks the connection up on every attribute access.
+_SQL: dict[tuple[object, ...], str] = {}
+
+
+def cached_sql(key: tuple[object, ...], build: Callable[[], str]) -> str:
+    """The statement built once per key and database vendor (building it costs as much as
+    running it on SQLite)."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    full = (connection.vendor, *key)
+    sql = _SQL.get(full)
+    if sql is None:
+        sql = _SQL[full] = build()
+    return sql
+
+
+def identity_with_user(client_user_id: str, public_id: uuid.UUID | None) -> UserIdentity | None:
+    """The user identity by public id or client user id, with its user attached (as
+    ``select_related("user")``), in one hand-written SELECT: the public id match wins over
+    a client user id match (both columns are unique). Used by ``flows.devices``; it sits
+    here with the other hand-written SQL of the trusted-device paths."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    from django.contrib.auth import get_user_model
+
+    user_model = get_user_model()
+    by_public_id = public_id is not None
+
+    def build() -> str:
+        q = connection.ops.quote_name
+        it = q(UserIdentity._meta.db_table)
+        ut = q(user_model._meta.db_table)
+        where = f"{it}.{q('client_user_id')} = %s"
+        if by_public_id:
+            where = f"({it}.{q('public_id')} = %s OR {where})"
+        return (
+            f"SELECT {fastsql.columns(UserIdentity)}, {fastsql.columns(user_model)} FROM {it} "
+            f"INNER JOIN {ut} ON {ut}.{q(user_model._meta.pk.column)} = {it}.{q('user_id')} "
+            f"WHERE {where}"
+        )
+
+    sql = cached_sql(("identity_with_user", user_model, by_public_id), build)
+    params: list[object] = [client_user_id]
+    if public_id is not None:
+        field = UserIdentity._meta.get_field("public_id")
+        params.insert(0, field.get_db_prep_value(public_id, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchmany(2)
+    if not rows:
+        return None
+    identities = [fastsql.load(UserIdentity, row) for row in rows]
+    row, identity = next(
+        ((r, i) for r, i in zip(rows, identities, strict=True) if i.public_id == public_id),
+        (rows[0], identities[0]),
+    )
+    user = fastsql.load(user_model, row[len(UserIdentity._meta.concrete_fields) :])
+    identity.user = user
+    UserIdentity._meta.get_field("user").remote_field.set_cached_value(user, identity)
+    return identity
 
 
 class IdentifierDevice(Device):
@@ -33,6 +98,57 @@ class IdentifierDevice(Device):
 class TrustedDeviceQuerySet(models.QuerySet["TrustedDevice"]):
     def active(self) -> TrustedDeviceQuerySet:
         return self.filter(revoked_at__isnull=True, confirmed=True)
+
+    def find_active(
+        self, user_id: int, fingerprint: str, *, identity_id: int | None = None
+    ) -> tuple[TrustedDevice, str] | None:
+        """The user's active device with this key fingerprint, in one hand-written SELECT
+        (the ORM's compile costs several times the query). With ``identity_id`` the same
+        query also reads the user's primary identifier (the tokens' ``identifier`` claim,
+        ordered as ``flows.identities.primary_identifier``); else "" is returned for it."""
+        connection = connections[DEFAULT_DB_ALIAS]
+        with_identifier = identity_id is not None
+
+        def build() -> str:
+            q = connection.ops.quote_name
+            td = q(self.model._meta.db_table)
+            extra = ""
+            if with_identifier:
+                it = q(Identifier._meta.db_table)
+                extra = (
+                    f", (SELECT {it}.{q('value')} FROM {it} WHERE {it}.{q('identity_id')} = %s "
+                    f"ORDER BY {it}.{q('is_primary')} DESC, {it}.{q('created_at')} ASC LIMIT 1)"
+                )
+            return (
+                f"SELECT {fastsql.columns(self.model)}{extra} FROM {td} "
+                f"WHERE {td}.{q('user_id')} = %s AND {td}.{q('fingerprint')} = %s "
+                f"AND {td}.{q('revoked_at')} IS NULL AND {td}.{q('confirmed')} = %s"
+            )
+
+        sql = cached_sql(("find_active", with_identifier), build)
+        params: list[object] = [identity_id] if with_identifier else []
+        params += [user_id, fingerprint, True]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            found = cursor.fetchone()
+        if found is None:
+            return None
+        device = fastsql.load(self.model, found)
+        identifier = found[-1] if identity_id is not None else ""
+        return device, identifier or ""
+
+    def touch(self, pk: int, when: datetime, stale_before: datetime) -> None:
+        """``last_used_at = when`` unless it is already newer than ``stale_before`` (so a
+        device signing in repeatedly does not write its row every time)."""
+        connection = connections[DEFAULT_DB_ALIAS]
+        q = connection.ops.quote_name
+        sql = (
+            f"UPDATE {q(self.model._meta.db_table)} SET {q('last_used_at')} = %s "
+            f"WHERE {q('id')} = %s AND ({q('last_used_at')} IS NULL OR {q('last_used_at')} < %s)"
+        )
+        adapt = connection.ops.adapt_datetimefield_value
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [adapt(when), pk, adapt(stale_before)])
 
 
 class TrustedDevice(Device):
@@ -94,6 +210,35 @@ class TrustedDevice(Device):
         return False
 
 
+class UsedDeviceMessageManager(models.Manager["UsedDeviceMessage"]):
+    def burn(self, device_id: int, digest: str, when: datetime) -> bool:
+        """Record the (device, message) pair as used, only while the device is still
+        active: False if it was revoked meanwhile (nothing written). A pair already used
+        raises ``IntegrityError`` (the unique constraint is what makes a message single
+        use). On PostgreSQL the device row is share-locked, so a concurrent removal waits
+        for this transaction (and then revokes what it issued) or this one sees it revoked.
+        """
+        connection = connections[DEFAULT_DB_ALIAS]
+
+        def build() -> str:
+            q = connection.ops.quote_name
+            td = q(TrustedDevice._meta.db_table)
+            lock = " FOR SHARE" if connection.features.has_select_for_update else ""
+            return (
+                f"INSERT INTO {q(self.model._meta.db_table)} "
+                f"({q('device_id')}, {q('digest')}, {q('created_at')}) "
+                f"SELECT {td}.{q('id')}, %s, %s FROM {td} WHERE {td}.{q('id')} = %s "
+                f"AND {td}.{q('revoked_at')} IS NULL AND {td}.{q('confirmed')} = %s{lock}"
+            )
+
+        sql = cached_sql(("burn",), build)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                sql, [digest, connection.ops.adapt_datetimefield_value(when), device_id, True]
+            )
+            return cursor.rowcount == 1
+
+
 class UsedDeviceMessage(models.Model):
     """Replay cache: a (device, signed message) pair accepted once is never accepted again.
 
@@ -103,6 +248,8 @@ class UsedDeviceMessage(models.Model):
     device = models.ForeignKey(TrustedDevice, on_delete=models.CASCADE, related_name="+")
     digest = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = UsedDeviceMessageManager()
 
     class Meta:
         constraints = [

@@ -1,11 +1,154 @@
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from django.conf import settings
-from django.db import models
+from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.utils.translation import gettext_lazy as _
 
+from . import fastsql
 from .applications import Application
+from .devices import cached_sql
 from .ids import random_public_int
+
+# The methods below take ``connections[DEFAULT_DB_ALIAS]`` once rather than using the
+# ``django.db.connection`` proxy, which looks the connection up on every attribute access.
+_insert_sql: dict[str, tuple[str, list[models.Field]]] = {}
+
+
+class AuthEventManager(models.Manager["AuthEvent"]):
+    """Hand-written SQL for the trusted-device hot paths (sign-in, respond, the pending
+    lookup, the poll): compiling the ORM statements for this 27-column model costs several
+    times more than running them (benchmarks/README.md)."""
+
+    def insert(self, row: AuthEvent) -> AuthEvent:
+        """INSERT a new row (its random id already chosen) with one prepared statement."""
+        return fastsql.insert(row)
+
+    def prepare_insert(self, row: AuthEvent) -> tuple[str, list[Any]]:
+        """The INSERT of a new row and its converted values (``auto_now`` fields filled, as
+        ``save()`` would), so that a caller can convert before its write transaction and
+        only execute inside it (:meth:`run_insert`). Same values as :meth:`insert`."""
+        connection = connections[DEFAULT_DB_ALIAS]
+        key = connection.vendor
+        cached = _insert_sql.get(key)
+        if cached is None:
+            fields = [f for f in self.model._meta.concrete_fields if not f.generated]
+            q = connection.ops.quote_name
+            sql = "INSERT INTO {} ({}) VALUES ({})".format(
+                q(self.model._meta.db_table),
+                ", ".join(q(f.column) for f in fields),
+                ", ".join(["%s"] * len(fields)),
+            )
+            cached = _insert_sql[key] = (sql, fields)
+        sql, fields = cached
+        return sql, [f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields]
+
+    def run_insert(self, row: AuthEvent, prepared: tuple[str, list[Any]]) -> AuthEvent:
+        connection = connections[DEFAULT_DB_ALIAS]
+        with connection.cursor() as cursor:
+            cursor.execute(*prepared)
+        row._state.adding = False
+        row._state.db = connection.alias
+        return row
+
+    def decide(
+        self, pk: int, *, state: str, when: datetime, device_id: int, signature: str
+    ) -> bool:
+        """Decide a pending, unexpired event: ``UPDATE ... WHERE state = 'pending'``. Of
+        concurrent decisions (approve vs reject, double approve) exactly one gets True."""
+        connection = connections[DEFAULT_DB_ALIAS]
+        q = connection.ops.quote_name
+        sql = (
+            f"UPDATE {q(self.model._meta.db_table)} SET {q('state')} = %s, "
+            f"{q('decided_at')} = %s, {q('approving_device_id')} = %s, {q('signature')} = %s "
+            f"WHERE {q('id')} = %s AND {q('state')} = %s AND {q('expires_at')} > %s"
+        )
+        at = connection.ops.adapt_datetimefield_value(when)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [state, at, device_id, signature, pk, AuthEvent.State.PENDING, at])
+            return cursor.rowcount == 1
+
+    def newest_pending(
+        self, user_id: int, now: datetime, application_id: int | None = None
+    ) -> AuthEvent | None:
+        """The user's newest unexpired pending event (the partial index
+        ``authdevice_event_pending``), optionally of one application."""
+        connection = connections[DEFAULT_DB_ALIAS]
+
+        def build() -> str:
+            q = connection.ops.quote_name
+            t = q(self.model._meta.db_table)
+            sql = (
+                f"SELECT {fastsql.columns(self.model)} FROM {t} WHERE {t}.{q('user_id')} = %s "
+                f"AND {t}.{q('state')} = %s AND {t}.{q('expires_at')} > %s"
+            )
+            if application_id is not None:
+                sql += f" AND {t}.{q('application_id')} = %s"
+            return sql + f" ORDER BY {t}.{q('created_at')} DESC LIMIT 1"
+
+        sql = cached_sql(("newest_pending", application_id is not None), build)
+        params: list[object] = [
+            user_id,
+            AuthEvent.State.PENDING,
+            connection.ops.adapt_datetimefield_value(now),
+        ]
+        if application_id is not None:
+            params.append(application_id)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            found = cursor.fetchone()
+        return None if found is None else fastsql.load(self.model, found)
+
+    def with_identity(self, pk: int, application_id: int, method: str) -> AuthEvent | None:
+        """The event (of this application and method) with its user and the user's
+        ``UserIdentity`` attached, as ``select_related("user__authdevice_identity")``
+        would, in one hand-written SELECT."""
+        connection = connections[DEFAULT_DB_ALIAS]
+        from django.contrib.auth import get_user_model
+
+        from .identities import UserIdentity
+
+        user_model = get_user_model()
+
+        def build() -> str:
+            q = connection.ops.quote_name
+            t = q(self.model._meta.db_table)
+            ut = q(user_model._meta.db_table)
+            it = q(UserIdentity._meta.db_table)
+            user_pk = q(user_model._meta.pk.column)
+            return (
+                f"SELECT {fastsql.columns(self.model)}, {fastsql.columns(user_model)}, "
+                f"{fastsql.columns(UserIdentity)} FROM {t} "
+                f"LEFT OUTER JOIN {ut} ON {ut}.{user_pk} = {t}.{q('user_id')} "
+                f"LEFT OUTER JOIN {it} ON {it}.{q('user_id')} = {ut}.{user_pk} "
+                f"WHERE {t}.{q('id')} = %s AND {t}.{q('application_id')} = %s "
+                f"AND {t}.{q('method')} = %s"
+            )
+
+        sql = cached_sql(("with_identity", user_model), build)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [pk, application_id, method])
+            found = cursor.fetchone()
+        if found is None:
+            return None
+        n_event = len(self.model._meta.concrete_fields)
+        n_user = len(user_model._meta.concrete_fields)
+        event = fastsql.load(self.model, found)
+        user_values = found[n_event : n_event + n_user]
+        user = None
+        if user_values[user_model._meta.concrete_fields.index(user_model._meta.pk)] is not None:
+            user = fastsql.load(user_model, user_values)
+            identity_values = found[n_event + n_user :]
+            identity = None
+            if identity_values[0] is not None:
+                identity = fastsql.load(UserIdentity, identity_values)
+                identity.user = user
+            # The reverse one-to-one cache: None reads as "no identity" (DoesNotExist).
+            UserIdentity._meta.get_field("user").remote_field.set_cached_value(user, identity)
+        event.user = user
+        return event
 
 
 class AuthEvent(models.Model):
@@ -92,6 +235,8 @@ class AuthEvent(models.Model):
     poll_interval = models.PositiveSmallIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AuthEventManager()
 
     class Meta:
         verbose_name = _("auth event")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...flows.events import effective_state
-from ...models import AuthEvent, UserIdentity
+from ...models import Application, AuthEvent, UserIdentity
 from .serializers import rfc3339
 
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
@@ -26,7 +26,13 @@ def _identity(event: AuthEvent) -> UserIdentity | None:
         return None
 
 
-def event_object(event: AuthEvent, *, state: str | None = None) -> dict[str, Any]:
+def event_object(
+    event: AuthEvent,
+    *,
+    state: str | None = None,
+    identity: UserIdentity | None = None,
+    application: Application | None = None,
+) -> dict[str, Any]:
     """Cotter's Event object for ``event`` as of now.
 
     * ``new`` is true only while the event is pending and unexpired; an expired event is
@@ -35,10 +41,15 @@ def event_object(event: AuthEvent, *, state: str | None = None) -> dict[str, Any
       the client's own claim is used only when the server saw none. ``location`` is the
       client's claim (we do no geolocation).
     * ``issuer`` is the application the event belongs to.
+
+    Callers that hold the event's user identity and application pass them (saves the lazy
+    reads); they must be the event's own.
     """
     state = state or effective_state(event)
-    identity = _identity(event)
-    application = event.application
+    if identity is None:
+        identity = _identity(event)
+    if application is None:
+        application = event.application
     return {
         "ID": int(event.pk),
         "CreatedAt": rfc3339(event.created_at),

@@ -121,7 +121,12 @@ class CreateEventView(DeviceAPIView):
             reported_location=reported_location,
             request=request,
         )
-        body = event_object(signed_in.event, state=AuthEvent.State.APPROVED)
+        body = event_object(
+            signed_in.event,
+            state=AuthEvent.State.APPROVED,
+            identity=identity,
+            application=application,
+        )
         if wants_oauth_token(request):
             body["oauth_token"] = signed_in.tokens.as_cotter()
         return no_store(Response(body))
@@ -161,7 +166,7 @@ class RespondEventView(DeviceAPIView):
         application = self.get_application(request)
         data = self.body(request)
         event = event_flows.get_event(event_id, application)
-        identity, uid = identity_from_body(data)
+        identity, uid = identity_from_body(data, known=event_flows.event_identity(event))
         check_issuer(data, application)
         _require_trusted_device_method(data)
         approved = data.get("approved")
@@ -177,7 +182,9 @@ class RespondEventView(DeviceAPIView):
             signature=data.get("code"),
             request=request,
         )
-        return no_store(Response(event_object(decision.event)))
+        return no_store(
+            Response(event_object(decision.event, identity=identity, application=application))
+        )
 
 
 class GetEventView(DeviceAPIView):
@@ -204,7 +211,7 @@ def _newest_pending(identity: UserIdentity, application: Application) -> HttpRes
     row = event_flows.newest_pending_event(identity, application)
     if row is None:
         return _json_null()
-    return no_store(Response(event_object(row)))
+    return no_store(Response(event_object(row, identity=identity, application=application)))
 
 
 class NewEventView(DeviceAPIView):

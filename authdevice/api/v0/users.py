@@ -120,10 +120,11 @@ def identity_or_404(uid: object) -> UserIdentity:
     return identity
 
 
-def identity_from_body(data: Any) -> tuple[UserIdentity, str]:
+def identity_from_body(data: Any, *, known: UserIdentity | None = None) -> tuple[UserIdentity, str]:
     """The user named by ``user_id`` if present, else ``client_user_id`` (either may hold
     our public UUID or the client user id), and that id string (it is part of the signed
-    messages, reference §2.2)."""
+    messages, reference §2.2). ``known``: an identity already loaded (the event's), used
+    without a query when the id can only resolve to it."""
     user_id = data.get("user_id")
     if isinstance(user_id, str) and user_id and user_id != ZERO_UUID:
         uid = user_id
@@ -131,6 +132,8 @@ def identity_from_body(data: Any) -> tuple[UserIdentity, str]:
         uid = data.get("client_user_id")
     if not isinstance(uid, str) or not uid:
         raise InvalidRequest(_("user_id or client_user_id is required."))
+    if known is not None and device_flows.resolves_to(uid, known):
+        return known, uid
     return identity_or_404(uid), uid
 
 

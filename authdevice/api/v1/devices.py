@@ -565,7 +565,9 @@ class ApprovalStatusView(DeviceAPIView):
         if result.tokens is not None and result.event is not None:
             identity = identity_for_user(result.event.user)
             body.update(result.tokens.as_cotter())
-            body["user"] = user_object(identity, issuer=application.api_key_id)
+            body["user"] = user_object(
+                identity, issuer=application.api_key_id, identifier=result.identifier
+            )
         return no_store(Response(body))
 
 
