@@ -18,7 +18,7 @@ from ..conf import app_settings
 from ..crypto import jwt as jwtcrypto
 from ..crypto.keyprovider import CachingKeyProvider
 from ..crypto.secrets import constant_time_equals, random_token, sha256_hex
-from ..models import Application, AuthEvent, RefreshToken, UserIdentity
+from ..models import Application, AuthEvent, RefreshToken, UserIdentity, fastsql
 from ..signals import (
     auth_event_recorded,
     refresh_token_reused,
@@ -173,6 +173,8 @@ def _prepare_token_set(
         created_at=now,
         family_expires_at=family_expires_at,
     )
+    # Convert the row's values now, so that the write lock is held only to execute them.
+    row._prepared_insert = fastsql.prepare_insert(row)  # type: ignore[attr-defined]
     tokens = TokenSet(
         access_token=access,
         id_token=id_token,
@@ -185,7 +187,7 @@ def _prepare_token_set(
 
 
 def _persist(row: RefreshToken, tokens: TokenSet) -> TokenSet:
-    RefreshToken.objects.insert(row)
+    fastsql.run_insert(row, getattr(row, "_prepared_insert", None))
     tokens_issued.send(
         sender=RefreshToken,
         identity=row.identity,

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
@@ -14,18 +13,6 @@ from .identities import Identifier, UserIdentity
 
 # The methods below take ``connections[DEFAULT_DB_ALIAS]`` once rather than using the
 # ``django.db.connection`` proxy, which looks the connection up on every attribute access.
-_SQL: dict[tuple[object, ...], str] = {}
-
-
-def cached_sql(key: tuple[object, ...], build: Callable[[], str]) -> str:
-    """The statement built once per key and database vendor (building it costs as much as
-    running it on SQLite)."""
-    connection = connections[DEFAULT_DB_ALIAS]
-    full = (connection.vendor, *key)
-    sql = _SQL.get(full)
-    if sql is None:
-        sql = _SQL[full] = build()
-    return sql
 
 
 def identity_with_user(client_user_id: str, public_id: uuid.UUID | None) -> UserIdentity | None:
@@ -52,7 +39,7 @@ def identity_with_user(client_user_id: str, public_id: uuid.UUID | None) -> User
             f"WHERE {where}"
         )
 
-    sql = cached_sql(("identity_with_user", user_model, by_public_id), build)
+    sql = fastsql.cached_sql(("identity_with_user", user_model, by_public_id), build)
     params: list[object] = [client_user_id]
     if public_id is not None:
         field = UserIdentity._meta.get_field("public_id")
@@ -125,7 +112,7 @@ class TrustedDeviceQuerySet(models.QuerySet["TrustedDevice"]):
                 f"AND {td}.{q('revoked_at')} IS NULL AND {td}.{q('confirmed')} = %s"
             )
 
-        sql = cached_sql(("find_active", with_identifier), build)
+        sql = fastsql.cached_sql(("find_active", with_identifier), build)
         params: list[object] = [identity_id] if with_identifier else []
         params += [user_id, fingerprint, True]
         with connection.cursor() as cursor:
@@ -231,7 +218,7 @@ class UsedDeviceMessageManager(models.Manager["UsedDeviceMessage"]):
                 f"AND {td}.{q('revoked_at')} IS NULL AND {td}.{q('confirmed')} = %s{lock}"
             )
 
-        sql = cached_sql(("burn",), build)
+        sql = fastsql.cached_sql(("burn",), build)
         with connection.cursor() as cursor:
             cursor.execute(
                 sql, [digest, connection.ops.adapt_datetimefield_value(when), device_id, True]

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, models
@@ -9,12 +8,10 @@ from django.utils.translation import gettext_lazy as _
 
 from . import fastsql
 from .applications import Application
-from .devices import cached_sql
 from .ids import random_public_int
 
 # The methods below take ``connections[DEFAULT_DB_ALIAS]`` once rather than using the
 # ``django.db.connection`` proxy, which looks the connection up on every attribute access.
-_insert_sql: dict[str, tuple[str, list[models.Field]]] = {}
 
 
 class AuthEventManager(models.Manager["AuthEvent"]):
@@ -26,32 +23,13 @@ class AuthEventManager(models.Manager["AuthEvent"]):
         """INSERT a new row (its random id already chosen) with one prepared statement."""
         return fastsql.insert(row)
 
-    def prepare_insert(self, row: AuthEvent) -> tuple[str, list[Any]]:
-        """The INSERT of a new row and its converted values (``auto_now`` fields filled, as
-        ``save()`` would), so that a caller can convert before its write transaction and
-        only execute inside it (:meth:`run_insert`). Same values as :meth:`insert`."""
-        connection = connections[DEFAULT_DB_ALIAS]
-        key = connection.vendor
-        cached = _insert_sql.get(key)
-        if cached is None:
-            fields = [f for f in self.model._meta.concrete_fields if not f.generated]
-            q = connection.ops.quote_name
-            sql = "INSERT INTO {} ({}) VALUES ({})".format(
-                q(self.model._meta.db_table),
-                ", ".join(q(f.column) for f in fields),
-                ", ".join(["%s"] * len(fields)),
-            )
-            cached = _insert_sql[key] = (sql, fields)
-        sql, fields = cached
-        return sql, [f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields]
+    def prepare_insert(self, row: AuthEvent) -> fastsql.Prepared:
+        """The INSERT of a new row and its converted values, so that a caller can convert
+        before its write transaction and only execute inside it (:meth:`run_insert`)."""
+        return fastsql.prepare_insert(row)
 
-    def run_insert(self, row: AuthEvent, prepared: tuple[str, list[Any]]) -> AuthEvent:
-        connection = connections[DEFAULT_DB_ALIAS]
-        with connection.cursor() as cursor:
-            cursor.execute(*prepared)
-        row._state.adding = False
-        row._state.db = connection.alias
-        return row
+    def run_insert(self, row: AuthEvent, prepared: fastsql.Prepared) -> AuthEvent:
+        return fastsql.run_insert(row, prepared)
 
     def decide(
         self, pk: int, *, state: str, when: datetime, device_id: int, signature: str
@@ -88,7 +66,7 @@ class AuthEventManager(models.Manager["AuthEvent"]):
                 sql += f" AND {t}.{q('application_id')} = %s"
             return sql + f" ORDER BY {t}.{q('created_at')} DESC LIMIT 1"
 
-        sql = cached_sql(("newest_pending", application_id is not None), build)
+        sql = fastsql.cached_sql(("newest_pending", application_id is not None), build)
         params: list[object] = [
             user_id,
             AuthEvent.State.PENDING,
@@ -127,7 +105,7 @@ class AuthEventManager(models.Manager["AuthEvent"]):
                 f"AND {t}.{q('method')} = %s"
             )
 
-        sql = cached_sql(("with_identity", user_model), build)
+        sql = fastsql.cached_sql(("with_identity", user_model), build)
         with connection.cursor() as cursor:
             cursor.execute(sql, [pk, application_id, method])
             found = cursor.fetchone()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from django.db import connections, models, router
+from django.db import DEFAULT_DB_ALIAS, connections, models, router
 
 M = TypeVar("M", bound=models.Model)
 
@@ -26,13 +26,26 @@ def _write_alias(model: type[models.Model]) -> str:
     return router.db_for_write(model) or "default"
 
 
-def insert(instance: M) -> M:
-    """INSERT ``instance`` (primary key already set: our ids are chosen in Python) with one
-    prepared statement. ``auto_now``/``auto_now_add`` fields are filled as by ``save()``;
-    no signals are sent (none of our models has receivers on these rows)."""
+Prepared = tuple[str, list[Any]]
+_sql: dict[tuple[object, ...], str] = {}
+
+
+def cached_sql(key: tuple[object, ...], build: Callable[[], str]) -> str:
+    """The statement ``build()`` returns, built once per ``key`` and database vendor
+    (building a statement costs as much as running it on SQLite)."""
+    full = (connections[DEFAULT_DB_ALIAS].vendor, *key)
+    sql = _sql.get(full)
+    if sql is None:
+        sql = _sql[full] = build()
+    return sql
+
+
+def prepare_insert(instance: models.Model) -> Prepared:
+    """The INSERT of ``instance`` (primary key already set: our ids are chosen in Python)
+    and its converted values, ``auto_now``/``auto_now_add`` fields filled as by ``save()``.
+    Callers convert before their write transaction and only :func:`run_insert` inside it."""
     model = type(instance)
-    alias = _write_alias(model)
-    connection = connections[alias]
+    connection = connections[_write_alias(model)]
     key = (model, connection.vendor)
     cached = _insert_sql.get(key)
     if cached is None:
@@ -46,12 +59,25 @@ def insert(instance: M) -> M:
         cached = _insert_sql[key] = (sql, fields)
     sql, fields = cached
     # pre_save fills auto_now(_add) fields and returns the attribute value for the others.
-    params = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    return sql, [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+
+
+def run_insert(instance: M, prepared: Prepared | None = None) -> M:
+    """Execute the prepared INSERT of ``instance`` (preparing it now if not given). No
+    signals are sent (nothing listens to these models' saves)."""
+    alias = _write_alias(type(instance))
+    if prepared is None:
+        prepared = prepare_insert(instance)
+    with connections[alias].cursor() as cursor:
+        cursor.execute(*prepared)
     instance._state.adding = False
     instance._state.db = alias
     return instance
+
+
+def insert(instance: M) -> M:
+    """INSERT ``instance`` with one prepared statement (see :func:`prepare_insert`)."""
+    return run_insert(instance)
 
 
 def _row_converters(model: type[models.Model], connection: Any) -> _Converters:
