@@ -40,6 +40,15 @@ def cached_sql(key: tuple[object, ...], build: Callable[[], str]) -> str:
     return sql
 
 
+def is_active_sql(user_model: type[models.Model], table_ref: str) -> str:
+    """SQL for the user's ``is_active`` flag: its column, or ``1`` for a custom user model
+    that keeps ``AbstractBaseUser``'s constant ``is_active = True`` and has no column."""
+    field = next((f for f in user_model._meta.concrete_fields if f.name == "is_active"), None)
+    if field is None:
+        return "1"
+    return f"{table_ref}.{connections[DEFAULT_DB_ALIAS].ops.quote_name(field.column)}"
+
+
 def prepare_insert(instance: models.Model) -> Prepared:
     """The INSERT of ``instance`` (primary key already set: our ids are chosen in Python)
     and its converted values, ``auto_now``/``auto_now_add`` fields filled as by ``save()``.
@@ -97,19 +106,18 @@ def _row_converters(model: type[models.Model], connection: Any) -> _Converters:
 def columns(model: type[models.Model], table_alias: str | None = None) -> str:
     """The quoted, comma-separated columns of ``model`` in field order (for SELECTs whose
     first columns :func:`load` turns into an instance)."""
-    connection = connections[router.db_for_read(model) or "default"]
-    q = connection.ops.quote_name
+    q = connections[DEFAULT_DB_ALIAS].ops.quote_name
     prefix = q(table_alias or model._meta.db_table) + "."
     return ", ".join(prefix + q(f.column) for f in model._meta.concrete_fields)
 
 
 def load(model: type[M], row: Sequence[Any], *, using: str | None = None) -> M:
     """An instance of ``model`` from the first ``len(concrete_fields)`` values of ``row``
-    (selected with :func:`columns`), converted exactly as the ORM converts them."""
-    alias = using or router.db_for_read(model) or "default"
+    (selected with :func:`columns`), converted exactly as the ORM converts them. ``using``
+    names the connection the row was read from (the hand-written SELECTs use the default)."""
+    alias = using or DEFAULT_DB_ALIAS
     connection = connections[alias]
-    n = len(model._meta.concrete_fields)
-    values = list(row[:n])
+    values = list(row[: len(model._meta.concrete_fields)])
     for index, expression, funcs in _row_converters(model, connection):
         value = values[index]
         for func in funcs:

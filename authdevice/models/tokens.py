@@ -35,21 +35,26 @@ class RefreshTokenManager(models.Manager["RefreshToken"]):
         from django.contrib.auth import get_user_model
         from django.db import connection
 
-        q = connection.ops.quote_name
-        rt = self.model._meta.db_table
-        ident = UserIdentity._meta.db_table
         user_model = get_user_model()
-        user_table = user_model._meta.db_table
-        user_pk = user_model._meta.pk.column
-        sql = (
-            f"SELECT {fastsql.columns(self.model)}, {q(ident)}.{q('public_id')}, "
-            f"{q(ident)}.{q('client_user_id')}, {q(ident)}.{q('user_id')}, "
-            f"{q(user_table)}.{q('is_active')} "
-            f"FROM {q(rt)} "
-            f"INNER JOIN {q(ident)} ON {q(ident)}.{q('id')} = {q(rt)}.{q('identity_id')} "
-            f"INNER JOIN {q(user_table)} ON {q(user_table)}.{q(user_pk)} = {q(ident)}.{q('user_id')} "
-            f"WHERE {q(rt)}.{q('id')} = %s"
-        )
+
+        def build() -> str:
+            q = connection.ops.quote_name
+            rt = self.model._meta.db_table
+            ident = UserIdentity._meta.db_table
+            user_table = user_model._meta.db_table
+            user_pk = user_model._meta.pk.column
+            return (
+                f"SELECT {fastsql.columns(self.model)}, {q(ident)}.{q('public_id')}, "
+                f"{q(ident)}.{q('client_user_id')}, {q(ident)}.{q('user_id')}, "
+                f"{fastsql.is_active_sql(user_model, q(user_table))} "
+                f"FROM {q(rt)} "
+                f"INNER JOIN {q(ident)} ON {q(ident)}.{q('id')} = {q(rt)}.{q('identity_id')} "
+                f"INNER JOIN {q(user_table)} "
+                f"ON {q(user_table)}.{q(user_pk)} = {q(ident)}.{q('user_id')} "
+                f"WHERE {q(rt)}.{q('id')} = %s"
+            )
+
+        sql = fastsql.cached_sql(("for_refresh", user_model), build)
         # Identifiers only: table and column names from the models, the value a parameter.
         with connection.cursor() as cursor:
             cursor.execute(sql, [pk])
