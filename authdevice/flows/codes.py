@@ -34,15 +34,17 @@ from ..models import (
     Channel,
     Identifier,
     IdentifierDevice,
+    RefreshToken,
     UserIdentity,
 )
 from . import identities, ratelimit
 from .audit import record_event
 from .errors import FlowError, InvalidIdentifier
 from .identities import add_identifier, guess_kind, normalise_identifier
-from .tokens import TokenSet, issue_token_set
+from .tokens import TokenSet, _persist, _prepare_token_set, issue_token_set
 
 CODE_DIGITS = 6
+_METHODS = frozenset(Challenge.Method.values)
 _CHANNELS_FOR_KIND = {
     Identifier.Kind.EMAIL: [Channel.EMAIL],
     Identifier.Kind.PHONE: [Channel.SMS, Channel.WHATSAPP],
@@ -169,12 +171,14 @@ def _send_after_commit(challenge: Challenge, secrets_: dict[str, str]) -> None:
     transaction.on_commit(enqueue, robust=False)
 
 
-def _check_send_limits(identifier: str, request: HttpRequest | None) -> None:
+def _check_send_limits(identifier: str, ip: str | None) -> None:
+    """Count one send for the client's IP, then for the identifier (both counters in one
+    cache round trip on Redis); raise RateLimited at the first over its limit."""
     per_ip, per_identifier = ratelimit.send_limits()
-    ip = client_ip(request) if request is not None else None
     if ip:
-        ratelimit.hit(per_ip, ip)
-    ratelimit.hit(per_identifier, identifier)
+        ratelimit.hit_many(((per_ip, ip), (per_identifier, identifier)))
+    else:
+        ratelimit.hit(per_identifier, identifier)
 
 
 def start_challenge(
@@ -201,28 +205,32 @@ def start_challenge(
     channel = channel or (channels[0] if channels else None)
     if channel not in channels:
         raise ChannelUnavailable()
-    if method not in Challenge.Method.values:
+    if method not in _METHODS:
         raise FlowError(_("Unknown sign-in method."))
-    _check_send_limits(value, request)
+    ip = client_ip(request) if request is not None else None
+    _check_send_limits(value, ip)
     binding = random_token(32)
     now = timezone.now()
-    with transaction.atomic():
-        challenge = Challenge(
-            application=application,
-            kind=kind,
-            identifier=value,
-            channel=channel,
-            purpose=purpose,
-            method=method,
-            binding_hash=sha256_hex(binding),
-            ip=client_ip(request) if request is not None else None,
-            user_agent=user_agent(request) if request is not None else "",
-            created_at=now,
-            expires_at=now + timedelta(seconds=app_settings.challenge_lifetime),
-        )
-        plaintext = _arm(challenge, method)
-        challenge.save(force_insert=True)
-        _send_after_commit(challenge, plaintext)
+    challenge = Challenge(
+        application=application,
+        kind=kind,
+        identifier=value,
+        channel=channel,
+        purpose=purpose,
+        method=method,
+        binding_hash=sha256_hex(binding),
+        ip=ip,
+        user_agent=user_agent(request) if request is not None else "",
+        created_at=now,
+        expires_at=now + timedelta(seconds=app_settings.challenge_lifetime),
+    )
+    plaintext = _arm(challenge, method)
+    # One statement, atomic on its own: without BEGIN/COMMIT around it SQLite's write lock
+    # (which both workers queue on) is held for the INSERT alone. Outside a transaction
+    # the row is committed when this returns and the send is enqueued at once; inside the
+    # caller's transaction, when that commits (and never if it rolls back).
+    Challenge.objects.insert_new(challenge)
+    _send_after_commit(challenge, plaintext)
     return StartedChallenge(challenge=challenge, binding=binding)
 
 
@@ -230,13 +238,20 @@ def _bound_challenge(
     challenge_id: object, binding: object, *, lock: bool, application: Application | None = None
 ) -> Challenge:
     """The challenge, if ``binding`` proves the caller started it (and, when given, through
-    the same application). Every mismatch looks the same: not found."""
+    the same application). Every mismatch looks the same: not found.
+
+    ``lock=False`` reads without a row lock and outside any transaction: the caller then
+    relies on the conditional UPDATEs of ``Challenge.objects`` (``consume``,
+    ``count_wrong_code``) for single use."""
     try:
         pk = int(challenge_id)  # type: ignore[call-overload]
     except (TypeError, ValueError) as exc:
         raise ChallengeNotFound() from exc
-    qs = Challenge.objects.select_for_update() if lock else Challenge.objects
-    challenge = qs.filter(pk=pk).first()
+    if lock:
+        challenge = Challenge.objects.select_for_update().filter(pk=pk).first()
+    else:
+        # A raw cursor refuses integers beyond 64 bits (the ORM finds nothing): not found.
+        challenge = Challenge.objects.for_verify(pk) if -(2**63) <= pk < 2**63 else None
     if (
         challenge is None
         or not isinstance(binding, str)
@@ -264,7 +279,8 @@ def resend_challenge(
                 int((challenge.expires_at - timezone.now()).total_seconds()),
                 str(_("You have asked for too many codes. Please start again.")),
             )
-        _check_send_limits(challenge.identifier, request)
+        ip = client_ip(request) if request is not None else None
+        _check_send_limits(challenge.identifier, ip)
         now = timezone.now()
         challenge.version += 1
         challenge.resends += 1
@@ -311,60 +327,103 @@ def _clear_failures(identifier: str) -> None:
         pass
 
 
+_UNREAD = object()
+
+
 def _complete(
     challenge: Challenge,
     auth_method: str,
     request: HttpRequest | None,
     issue_tokens: Application | None = None,
+    *,
+    application: Application | None = None,
+    failures: int | None = None,
 ) -> SignedIn:
-    """The identifier is proven: find or create the user, mark everything, audit."""
+    """The identifier is proven: find or create the user, consume the challenge, audit.
+
+    ``challenge`` was read without a lock: it is consumed by a conditional UPDATE (still
+    pending, same code ``version``), which raises :class:`InvalidCode` for every loser.
+    Lookups and token signing happen before the transaction, so for a known user it holds
+    only that UPDATE and the INSERTs (event, refresh token, the device if missing).
+    ``application`` is the challenge's application when the caller already has it;
+    ``failures`` the per-identifier failure count the caller read (0: nothing to clear)."""
     now = timezone.now()
-    row = (
-        Identifier.objects.select_related("identity__user")
-        .filter(kind=challenge.kind, value=challenge.identifier)
-        .first()
-    )
-    created = False
     adapter = get_adapter()
-    if row is None:
+    # Read with the challenge when it came from Challenge.objects.for_verify.
+    found = getattr(challenge, "sign_in", _UNREAD)
+    if found is _UNREAD:
+        found = Identifier.objects.for_sign_in(challenge.kind, challenge.identifier)
+    row: Identifier | None = None
+    device: IdentifierDevice | None = None
+    prepared: tuple[RefreshToken, TokenSet] | None = None
+    if found is None:
         if not adapter.is_signup_allowed(challenge.kind, challenge.identifier):
             raise SignupClosed()
-        user = adapter.create_user(challenge.kind, challenge.identifier)
-        row = add_identifier(user, challenge.kind, challenge.identifier, verified=True)
-        created = True
-    elif row.verified_at is None:
-        row.verified_at = now
-        row.save(update_fields=["verified_at"])
-    identity = row.identity
-    user = identity.user
-    if not user.is_active:
-        raise AccountDisabled()
-    won = Challenge.objects.filter(pk=challenge.pk, state=Challenge.State.PENDING).update(
-        state=Challenge.State.VERIFIED, verified_at=now, identity=identity
-    )
-    if not won:
-        raise InvalidCode()
-    device, _ = IdentifierDevice.objects.get_or_create(
-        identifier=row, defaults={"user": user, "name": row.value[:64], "confirmed": True}
-    )
-    event = record_event(
-        event=AuthEvent.Kind.LOGIN,
-        state=AuthEvent.State.APPROVED,
-        user=user,
-        application=challenge.application,
-        method=auth_method,
-        request=request,
-        details={"challenge_id": challenge.pk, "channel": challenge.channel, "new_user": created},
-    )
-    tokens = None
-    if issue_tokens is not None:
-        tokens = issue_token_set(
-            identity=identity,
-            application=issue_tokens,
-            auth_method=auth_method,
-            identifier=row.value,
+    else:
+        row, device = found
+        if not row.identity.user.is_active:
+            raise AccountDisabled()
+        if issue_tokens is not None:
+            prepared = _prepare_token_set(
+                identity=row.identity,
+                application=issue_tokens,
+                auth_method=auth_method,
+                identifier=row.value,
+                auth_time=None,
+                scope="access",
+                device=None,
+                parent=None,
+            )
+    if application is None and challenge.application_id is not None:
+        application = challenge.application  # the hosted page's flow; outside the lock
+    created = False
+    tokens: TokenSet | None = None
+    with transaction.atomic():
+        if row is None:
+            # First sign-in (rare): the ORM path, then the same conditional UPDATE.
+            user = adapter.create_user(challenge.kind, challenge.identifier)
+            row = add_identifier(user, challenge.kind, challenge.identifier, verified=True)
+            created = True
+            if not row.identity.user.is_active:
+                raise AccountDisabled()
+        if not Challenge.objects.consume(challenge.pk, challenge.version, row.identity_id, now):
+            raise InvalidCode()
+        identity = row.identity
+        user = identity.user
+        if row.verified_at is None:
+            row.verified_at = now
+            row.save(update_fields=["verified_at"])
+        if device is None:
+            device, _ = IdentifierDevice.objects.get_or_create(
+                identifier=row, defaults={"user": user, "name": row.value[:64], "confirmed": True}
+            )
+        event = record_event(
+            event=AuthEvent.Kind.LOGIN,
+            state=AuthEvent.State.APPROVED,
+            user=user,
+            application=application,
+            method=auth_method,
+            request=request,
+            details={
+                "challenge_id": challenge.pk,
+                "channel": challenge.channel,
+                "new_user": created,
+            },
         )
-    _clear_failures(challenge.identifier)
+        if prepared is not None:
+            tokens = _persist(*prepared)
+        elif issue_tokens is not None:
+            tokens = issue_token_set(
+                identity=identity,
+                application=issue_tokens,
+                auth_method=auth_method,
+                identifier=row.value,
+            )
+    challenge.state = Challenge.State.VERIFIED
+    challenge.verified_at = now
+    challenge.identity = identity
+    if failures != 0:
+        _clear_failures(challenge.identifier)
     return SignedIn(
         identity=identity,
         identifier=row,
@@ -390,29 +449,32 @@ def verify_code(
 
     With ``application``, the challenge must have been started through it; with
     ``issue_tokens`` a token set for that application is issued in the same transaction
-    that consumes the code (nothing is half-done if signing fails)."""
-    failed: Challenge | None = None
-    with transaction.atomic():
-        challenge = _bound_challenge(challenge_id, binding, lock=True, application=application)
-        now = timezone.now()
-        if challenge.state != Challenge.State.PENDING or now >= challenge.expires_at:
-            raise InvalidCode()
-        if _failures(challenge.identifier) >= int(app_settings.IDENTIFIER_FAILURE_LIMIT):
-            raise ratelimit.RateLimited(int(app_settings.IDENTIFIER_FAILURE_WINDOW))
-        typed = "".join(ch for ch in str(code or "")[:32] if not ch.isspace() and ch != "-")
-        if constant_time_equals(_code_hash(typed, challenge), challenge.code_hash):
-            return _complete(
-                challenge,
-                Challenge.Method.OTP,
-                request,
-                issue_tokens=application if issue_tokens else None,
-            )
-        challenge.attempts += 1
-        if challenge.attempts >= int(app_settings.CODE_MAX_ATTEMPTS):
-            challenge.state = Challenge.State.DEAD
-        challenge.save(update_fields=["attempts", "state"])
-        failed = challenge
-    _count_failure(failed.identifier)
+    that consumes the code (nothing is half-done if signing fails).
+
+    No row lock: at most ``CODE_MAX_ATTEMPTS`` guesses can count, because every wrong one
+    is counted by one atomic UPDATE (dead at the limit) and a right one is only accepted
+    by the UPDATE that finds the challenge still pending with the same code."""
+    challenge = _bound_challenge(challenge_id, binding, lock=False, application=application)
+    now = timezone.now()
+    if challenge.state != Challenge.State.PENDING or now >= challenge.expires_at:
+        raise InvalidCode()
+    failures = _failures(challenge.identifier)
+    if failures >= int(app_settings.IDENTIFIER_FAILURE_LIMIT):
+        raise ratelimit.RateLimited(int(app_settings.IDENTIFIER_FAILURE_WINDOW))
+    typed = "".join(ch for ch in str(code or "")[:32] if not ch.isspace() and ch != "-")
+    if constant_time_equals(_code_hash(typed, challenge), challenge.code_hash):
+        return _complete(
+            challenge,
+            Challenge.Method.OTP,
+            request,
+            issue_tokens=application if issue_tokens else None,
+            application=application,
+            failures=failures,
+        )
+    Challenge.objects.count_wrong_code(
+        challenge.pk, challenge.version, int(app_settings.CODE_MAX_ATTEMPTS)
+    )
+    _count_failure(challenge.identifier)
     raise InvalidCode()
 
 
@@ -450,11 +512,11 @@ def verify_link(
         raise InvalidCode(_("This link is not valid or has expired. Request a new one."))
     if not link_matches_binding(challenge, binding) and not confirmed:
         raise ConfirmationRequired()
-    with transaction.atomic():
-        locked = Challenge.objects.select_for_update().get(pk=challenge.pk)
-        if locked.state != Challenge.State.PENDING or locked.link_hash != challenge.link_hash:
-            raise InvalidCode(_("This link is not valid or has expired. Request a new one."))
-        return _complete(locked, Challenge.Method.MAGIC_LINK, request)
+    try:
+        # Consumed only if still pending with the same version, i.e. the same link.
+        return _complete(challenge, Challenge.Method.MAGIC_LINK, request)
+    except InvalidCode as exc:
+        raise InvalidCode(_("This link is not valid or has expired. Request a new one.")) from exc
 
 
 def verify_code_for_identifier(value: str, token: object) -> bool:

@@ -23,7 +23,7 @@ from ..crypto.secrets import constant_time_equals, random_token, sha256_hex
 from ..models import Application, AuthEvent, AuthorizationCode, Identifier, UserIdentity
 from .audit import record_event
 from .errors import FlowError
-from .tokens import TokenSet, _revoke_families, issue_token_set
+from .tokens import TokenSet, _persist, _prepare_token_set, _revoke_families
 
 CODE_CHALLENGE_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 MAX_VERIFIER_LENGTH = 256
@@ -97,6 +97,8 @@ def redeem_authorization_code(
     formats), application, redirect URL and lifetime, then issue a token set.
 
     A second redemption fails and revokes the tokens issued from the first (RFC 6749 4.1.2).
+    The read, the checks and the signing happen before the transaction, which holds only
+    the conditional UPDATE (exactly one redemption wins) and the refresh-token INSERT.
     """
     if not all(
         isinstance(v, str) and 0 < len(v) <= 2000 for v in (authorization_code, redirect_url)
@@ -108,61 +110,58 @@ def redeem_authorization_code(
         pk = int(challenge_id)  # type: ignore[call-overload]
     except (TypeError, ValueError) as exc:
         raise InvalidAuthorizationCode() from exc
-    replayed = None
-    with transaction.atomic():
-        row = (
-            # Lock only the code row: select_related would lock the application too and
-            # queue every redemption of that application behind this one.
-            AuthorizationCode.objects.select_for_update(of=("self",))
-            .select_related("identity__user", "identifier", "application")
-            .filter(pk=pk)
-            .first()
-        )
-        if row is None or not constant_time_equals(
-            sha256_hex(str(authorization_code)), row.code_hash
+    if not -(2**63) <= pk < 2**63:  # a raw cursor refuses wider integers
+        raise InvalidAuthorizationCode()
+    row = AuthorizationCode.objects.for_redeem(pk)
+    if row is None or not constant_time_equals(sha256_hex(str(authorization_code)), row.code_hash):
+        raise InvalidAuthorizationCode()
+    if row.redeemed_at is None:
+        now = timezone.now()
+        if (
+            row.application_id != application.pk
+            or row.redirect_url != redirect_url
+            or now >= row.expires_at
+            or not constant_time_equals(s256(str(code_verifier)), row.code_challenge)
+            or not row.user_is_active  # type: ignore[attr-defined]
         ):
             raise InvalidAuthorizationCode()
-        if row.redeemed_at is not None:
-            replayed = row
-        else:
-            now = timezone.now()
-            if (
-                row.application_id != application.pk
-                or row.redirect_url != redirect_url
-                or now >= row.expires_at
-                or not constant_time_equals(s256(str(code_verifier)), row.code_challenge)
-                or not row.identity.user.is_active
-            ):
-                raise InvalidAuthorizationCode()
-            tokens = issue_token_set(
-                identity=row.identity,
-                application=application,
-                auth_method=row.auth_method,
-                identifier=row.identifier.value,
-            )
-            family = tokens.family
-            updated = AuthorizationCode.objects.filter(pk=row.pk, redeemed_at__isnull=True).update(
-                redeemed_at=now, token_family=family
-            )
-            if updated:
+        row.application = application
+        refresh, tokens = _prepare_token_set(
+            identity=row.identity,
+            application=application,
+            auth_method=row.auth_method,
+            identifier=row.identifier.value,
+            auth_time=None,
+            scope="access",
+            device=None,
+            parent=None,
+        )
+        with transaction.atomic():
+            if AuthorizationCode.objects.redeem(row.pk, now, tokens.family):
+                _persist(refresh, tokens)
+                row.redeemed_at, row.token_family = now, tokens.family
                 return Redeemed(
                     identity=row.identity,
                     identifier=row.identifier,
                     authorization=row,
                     tokens=tokens,
                 )
+        # Lost the race to a concurrent redemption: that is a replay too. The winner has
+        # committed (its UPDATE held the row until then): read the family it issued.
+        row = AuthorizationCode.objects.for_redeem(pk)
+        if row is None:
             raise InvalidAuthorizationCode()
     # Replay: revoke what the first redemption issued, then refuse.
     with transaction.atomic():
-        if replayed.token_family is not None:
-            _revoke_families([replayed.token_family], "code_replay")
+        if row.token_family is not None:
+            _revoke_families([row.token_family], "code_replay")
         record_event(
             event=AuthEvent.Kind.TOKENS_REVOKED,
             state=AuthEvent.State.REJECTED,
-            user=replayed.identity.user,
-            application=replayed.application,
-            method=replayed.auth_method,
+            user_id=row.identity.user_id,
+            application=application if row.application_id == application.pk else row.application,
+            method=row.auth_method,
             request=request,
-            details={"reason": "authorization code replay", "challenge_id": replayed.pk},
+            details={"reason": "authorization code replay", "challenge_id": row.pk},
         )
     raise InvalidAuthorizationCode()

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
-from django.db import models
+import uuid
+from datetime import datetime
+from typing import Any
+
+from django.db import connection, connections, models, router
 from django.utils.translation import gettext_lazy as _
 
+from . import fastsql
 from .applications import Application
-from .identities import Identifier, UserIdentity
+from .identities import Identifier, UserIdentity, load_sign_in, sign_in_layout
 from .ids import random_public_int
 
 
@@ -12,6 +17,125 @@ class Channel(models.TextChoices):
     EMAIL = "EMAIL", _("Email")
     SMS = "SMS", _("SMS")
     WHATSAPP = "WHATSAPP", _("WhatsApp")
+
+
+# SELECTs built once per database vendor (and user model): identifiers only.
+_sql: dict[tuple[Any, ...], str] = {}
+
+
+class ChallengeManager(models.Manager["Challenge"]):
+    """Hand-written SQL for the code-verify hot path (ORM compiles cost more than the
+    statements, benchmarks/README.md). Single use rests on the conditional UPDATEs, not on
+    row locks: the read happens before any transaction."""
+
+    def for_verify(self, pk: int) -> Challenge | None:
+        """The challenge, and in the same query what signing in its identifier needs:
+        ``challenge.sign_in`` is :func:`~.identities.load_sign_in`'s answer (None for an
+        unknown identifier)."""
+        layout = sign_in_layout()
+        key = ("verify", layout)
+        sql = _sql.get(key)
+        if sql is None:
+            q = connection.ops.quote_name
+            ch, idf = q("ch"), q("idf")  # short aliases: see SignInLayout
+            sql = _sql[key] = (
+                f"SELECT {fastsql.columns(self.model, 'ch')}, {layout.select} "
+                f"FROM {q(self.model._meta.db_table)} {ch} "
+                f"LEFT OUTER JOIN {q(Identifier._meta.db_table)} {idf} "
+                f"ON {idf}.{q('kind')} = {ch}.{q('kind')} "
+                f"AND {idf}.{q('value')} = {ch}.{q('identifier')} {layout.joins} "
+                f"WHERE {ch}.{q('id')} = %s"
+            )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [pk])
+            found = cursor.fetchone()
+        if found is None:
+            return None
+        challenge = fastsql.load(self.model, found)
+        sign_in = load_sign_in(layout, found, len(self.model._meta.concrete_fields))
+        challenge.sign_in = sign_in  # type: ignore[attr-defined]
+        return challenge
+
+    def consume(self, pk: int, version: int, identity_id: int, when: datetime) -> bool:
+        """Mark the challenge verified if it is still pending with the code that was
+        checked (``version``: a resend replaces the code). Exactly one caller wins."""
+        q = connection.ops.quote_name
+        sql = (
+            f"UPDATE {q(self.model._meta.db_table)} SET {q('state')} = %s, "
+            f"{q('verified_at')} = %s, {q('identity_id')} = %s "
+            f"WHERE {q('id')} = %s AND {q('state')} = %s AND {q('version')} = %s"
+        )
+        params = [
+            Challenge.State.VERIFIED,
+            connection.ops.adapt_datetimefield_value(when),
+            identity_id,
+            pk,
+            Challenge.State.PENDING,
+            version,
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount == 1
+
+    def count_wrong_code(self, pk: int, version: int, max_attempts: int) -> bool:
+        """One wrong code: ``attempts + 1``, dead at ``max_attempts``; one atomic statement,
+        so concurrent wrong guesses are all counted without a lock. False if the challenge
+        was no longer pending with that code."""
+        q = connection.ops.quote_name
+        sql = (
+            f"UPDATE {q(self.model._meta.db_table)} SET {q('attempts')} = {q('attempts')} + 1, "
+            f"{q('state')} = CASE WHEN {q('attempts')} + 1 >= %s THEN %s ELSE {q('state')} END "
+            f"WHERE {q('id')} = %s AND {q('state')} = %s AND {q('version')} = %s"
+        )
+        params = [max_attempts, Challenge.State.DEAD, pk, Challenge.State.PENDING, version]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount == 1
+
+    # -- start_challenge (code request hot path) ------------------------------------------
+
+    def insert_new(self, challenge: Challenge) -> None:
+        """INSERT a new ``challenge`` (id chosen in Python) with one prepared statement,
+        values adapted by hand: converting the 21 fields through ``get_db_prep_save`` costs
+        more than the SQLite INSERT itself. Datetimes and the IP go through the backend's
+        adapters, exactly as the ORM stores them; the other columns are ints and strings."""
+        db = router.db_for_write(self.model) or "default"
+        conn = connections[db]
+        ops = conn.ops
+        plan = _INSERT.get(conn.vendor)
+        if plan is None:
+            fields = self.model._meta.concrete_fields
+            q = ops.quote_name
+            sql = "INSERT INTO {} ({}) VALUES ({})".format(
+                q(self.model._meta.db_table),
+                ", ".join(q(f.column) for f in fields),
+                ", ".join(["%s"] * len(fields)),
+            )
+            plan = _INSERT[conn.vendor] = (sql, [(f.attname, _adapter(f)) for f in fields])
+        sql, columns = plan
+        params: list[Any] = []
+        for attname, adapt in columns:
+            value = getattr(challenge, attname)
+            params.append(value if adapt is None or value is None else adapt(value, conn))
+        with conn.cursor() as cursor:
+            cursor.execute(sql, params)
+        challenge._state.adding = False
+        challenge._state.db = db
+
+
+def _adapter(field: models.Field) -> Any:
+    """None where the database takes the Python value as it is (strings, integers, integer
+    foreign keys); otherwise how the ORM would convert it."""
+    target = field.target_field if isinstance(field, models.ForeignKey) else field
+    if isinstance(target, (models.CharField, models.IntegerField)):
+        return None
+    if isinstance(field, models.DateTimeField):
+        return lambda value, conn: conn.ops.adapt_datetimefield_value(value)
+    return field.get_db_prep_save
+
+
+#: The INSERT of :meth:`ChallengeManager.insert_new` and its columns' adapters, per vendor.
+_INSERT: dict[str, tuple[str, list[tuple[str, Any]]]] = {}
 
 
 class Challenge(models.Model):
@@ -59,6 +183,8 @@ class Challenge(models.Model):
     expires_at = models.DateTimeField()
     verified_at = models.DateTimeField(null=True, blank=True)
 
+    objects = ChallengeManager()
+
     class Meta:
         verbose_name = _("sign-in challenge")
         verbose_name_plural = _("sign-in challenges")
@@ -66,6 +192,72 @@ class Challenge(models.Model):
 
     def __str__(self) -> str:
         return f"challenge {self.pk} ({self.channel})"
+
+
+class AuthorizationCodeManager(models.Manager["AuthorizationCode"]):
+    """Hand-written SQL for ``get_identity`` (see :class:`ChallengeManager`)."""
+
+    def for_redeem(self, pk: int) -> AuthorizationCode | None:
+        """The code with its identity and identifier attached (one query, no lock) and
+        ``user_is_active`` set. The application is not joined: the caller has it."""
+        from django.contrib.auth import get_user_model
+
+        user_model = get_user_model()
+        key = ("redeem", connection.vendor, user_model)
+        sql = _sql.get(key)
+        if sql is None:
+            q = connection.ops.quote_name
+            code, ident, idf, usr = q("ac"), q("idt"), q("idf"), q("usr")  # short aliases
+            # A custom user model may inherit AbstractBaseUser's constant is_active = True.
+            active = next(
+                (f for f in user_model._meta.concrete_fields if f.name == "is_active"), None
+            )
+            is_active = f"{usr}.{q(active.column)}" if active is not None else "1"
+            sql = _sql[key] = (
+                f"SELECT {fastsql.columns(self.model, 'ac')}, "
+                f"{fastsql.columns(UserIdentity, 'idt')}, {fastsql.columns(Identifier, 'idf')}, "
+                f"{is_active} FROM {q(self.model._meta.db_table)} {code} "
+                f"INNER JOIN {q(UserIdentity._meta.db_table)} {ident} "
+                f"ON {ident}.{q('id')} = {code}.{q('identity_id')} "
+                f"INNER JOIN {q(Identifier._meta.db_table)} {idf} "
+                f"ON {idf}.{q('id')} = {code}.{q('identifier_id')} "
+                f"INNER JOIN {q(user_model._meta.db_table)} {usr} "
+                f"ON {usr}.{q(user_model._meta.pk.column)} = {ident}.{q('user_id')} "
+                f"WHERE {code}.{q('id')} = %s"
+            )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [pk])
+            found = cursor.fetchone()
+        if found is None:
+            return None
+        n_code = len(self.model._meta.concrete_fields)
+        n_ident = len(UserIdentity._meta.concrete_fields)
+        row = fastsql.load(self.model, found)
+        identity = fastsql.load(UserIdentity, found[n_code:])
+        identifier = fastsql.load(Identifier, found[n_code + n_ident :])
+        identifier.identity = identity
+        row.identity = identity
+        row.identifier = identifier
+        row.user_is_active = bool(found[-1])  # type: ignore[attr-defined]
+        return row
+
+    def redeem(self, pk: int, when: datetime, family: uuid.UUID | None) -> bool:
+        """Mark the code redeemed if nobody did yet; of concurrent redemptions exactly one
+        gets True."""
+        q = connection.ops.quote_name
+        field: Any = self.model._meta.get_field("token_family")
+        sql = (
+            f"UPDATE {q(self.model._meta.db_table)} SET {q('redeemed_at')} = %s, "
+            f"{q('token_family')} = %s WHERE {q('id')} = %s AND {q('redeemed_at')} IS NULL"
+        )
+        params = [
+            connection.ops.adapt_datetimefield_value(when),
+            field.get_db_prep_value(family, connection),
+            pk,
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount == 1
 
 
 class AuthorizationCode(models.Model):
@@ -83,6 +275,8 @@ class AuthorizationCode(models.Model):
     expires_at = models.DateTimeField()
     redeemed_at = models.DateTimeField(null=True, blank=True)
     token_family = models.UUIDField(null=True, blank=True)
+
+    objects = AuthorizationCodeManager()
 
     class Meta:
         verbose_name = _("authorization code")

@@ -10,25 +10,31 @@ from __future__ import annotations
 
 from typing import Any
 
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ...conf import app_settings
 from ...flows import codes
+from ...models import Challenge, Channel
 from ..v0.serializers import user_object
 from .base import NativeAPIView, no_store
 from .serializers import (
+    MAX_CHALLENGE_ID,
     ChallengeIdField,
     ChallengeSerializer,
     CodeRequestSerializer,
     CodeVerifySerializer,
 )
 
+#: Stateless: one instance renders every id (building a DRF field per response costs more).
+_CHALLENGE_ID = ChallengeIdField()
+
 
 def _challenge_body(started: codes.StartedChallenge) -> dict[str, Any]:
     challenge = started.challenge
     return {
-        "challenge_id": ChallengeIdField().to_representation(challenge.pk),
+        "challenge_id": _CHALLENGE_ID.to_representation(challenge.pk),
         "challenge_secret": started.binding,
         # The flows (re)arm a challenge for exactly this long, on request and on resend.
         "expires_in": app_settings.challenge_lifetime,
@@ -36,18 +42,71 @@ def _challenge_body(started: codes.StartedChallenge) -> dict[str, Any]:
     }
 
 
+_CHANNELS = frozenset(Channel.values)
+_METHODS = frozenset(Challenge.Method.values)
+_ABSENT = object()
+
+
+def _code_request_fields(data: Any) -> tuple[str, str | None, str] | None:
+    """``(identifier, channel, method)`` exactly as ``CodeRequestSerializer`` would return
+    them, for the plain valid bodies only (ASCII, strings); None for anything else, which
+    then goes through the serializer for its exact error. Building the DRF fields costs
+    more than the rest of the validation of the request."""
+    if type(data) is not dict:
+        return None
+    identifier = data.get("identifier")
+    if type(identifier) is not str or not identifier.isascii():
+        return None
+    identifier = identifier.strip()  # the serializer's trim_whitespace
+    if not identifier or len(identifier) > 254 or "\x00" in identifier:
+        return None
+    channel = data.get("channel", _ABSENT)
+    if channel is _ABSENT:
+        channel = None
+    elif type(channel) is not str or channel not in _CHANNELS:
+        return None
+    method = data.get("method", "OTP")  # the serializer's default
+    if type(method) is not str or method not in _METHODS:
+        return None
+    return identifier, channel, method
+
+
+class _PlainJSONNegotiation(DefaultContentNegotiation):
+    """DRF's negotiation, answered at once for what clients send nearly always (no
+    ``Accept``, ``*/*`` or ``application/json``, no ``?format=``): the same choice,
+    without parsing the header."""
+
+    def select_renderer(self, request: Request, renderers: list[Any], format_suffix: Any = None):  # type: ignore[override]
+        meta = request.META
+        if (
+            format_suffix is None
+            and len(renderers) == 1
+            and renderers[0].media_type == "application/json"
+            and not meta.get("QUERY_STRING")
+            and meta.get("HTTP_ACCEPT", "*/*") in ("*/*", "application/json")
+        ):
+            return renderers[0], "application/json"
+        return super().select_renderer(request, renderers, format_suffix)
+
+
 class CodeRequestView(NativeAPIView):
     """``POST /api/v1/auth/code`` ``{identifier, channel?, method?}`` -> 202.
 
     Known and unknown identifiers get the same status, headers and body shape."""
 
+    content_negotiation_class = _PlainJSONNegotiation
+
     def post(self, request: Request) -> Response:
         application = self.get_application(request)
-        data = self.validated(CodeRequestSerializer, request)
+        fields = _code_request_fields(request.data)
+        if fields is None:
+            data = self.validated(CodeRequestSerializer, request)
+            fields = data["identifier"], data.get("channel"), data["method"]
+        identifier, channel, method = fields
         started = codes.start_challenge(
-            identifier=data["identifier"],
-            channel=data.get("channel"),
-            method=data["method"],
+            identifier=identifier,
+            channel=channel,
+            method=method,
             application=application,
             request=request,
         )
@@ -56,6 +115,8 @@ class CodeRequestView(NativeAPIView):
 
 class CodeResendView(NativeAPIView):
     """``POST /api/v1/auth/code/resend`` ``{challenge_id, challenge_secret}`` -> 202."""
+
+    content_negotiation_class = _PlainJSONNegotiation
 
     def post(self, request: Request) -> Response:
         application = self.get_application(request)
@@ -69,17 +130,48 @@ class CodeResendView(NativeAPIView):
         return no_store(Response(_challenge_body(started), status=202))
 
 
+def _plain_verify_input(data: Any) -> tuple[int, str, str] | None:
+    """``(challenge_id, challenge_secret, code)`` when the body is plainly what
+    :class:`CodeVerifySerializer` accepts (and would return unchanged, code stripped);
+    None for anything else, which then goes through the serializer for its exact error.
+    Building the serializer costs more than the checks (benchmarks/README.md)."""
+    if type(data) is not dict:
+        return None
+    raw_id, secret, code = data.get("challenge_id"), data.get("challenge_secret"), data.get("code")
+    if type(raw_id) is int:
+        challenge_id = raw_id
+    elif type(raw_id) is str and 0 < len(raw_id) <= 19 and raw_id.isascii() and raw_id.isdigit():
+        challenge_id = int(raw_id)
+    else:
+        return None
+    if not 0 < challenge_id <= MAX_CHALLENGE_ID:
+        return None
+    # ASCII without NUL: the serializer's null and surrogate checks cannot fail.
+    if not (type(secret) is str and 0 < len(secret) <= 128 and secret.isascii()):
+        return None
+    if type(code) is not str or not code.isascii():
+        return None
+    code = code.strip()
+    if not 0 < len(code) <= 32 or "\x00" in secret or "\x00" in code:
+        return None
+    return challenge_id, secret, code
+
+
 class CodeVerifyView(NativeAPIView):
     """``POST /api/v1/auth/code/verify`` ``{challenge_id, challenge_secret, code}`` ->
     200 with Cotter's OAuthToken fields and the user object."""
 
     def post(self, request: Request) -> Response:
         application = self.get_application(request)
-        data = self.validated(CodeVerifySerializer, request)
+        plain = _plain_verify_input(request.data)
+        if plain is None:
+            data = self.validated(CodeVerifySerializer, request)
+            plain = data["challenge_id"], data["challenge_secret"], data["code"]
+        challenge_id, secret, code = plain
         signed = codes.verify_code(
-            challenge_id=data["challenge_id"],
-            binding=data["challenge_secret"],
-            code=data["code"],
+            challenge_id=challenge_id,
+            binding=secret,
+            code=code,
             request=request,
             application=application,
             issue_tokens=True,

@@ -1,0 +1,127 @@
+"""The short paths of the code request (benchmarks/README.md, (d)/(e)): each must do exactly
+what the general path it stands in for does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from authdevice.api.v1.codes import _code_request_fields
+from authdevice.api.v1.serializers import CodeRequestSerializer
+from authdevice.flows import ratelimit
+from authdevice.tasks import send_challenge
+from tests.services import require
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"identifier": "a@example.com"},
+        {"identifier": "  a@example.com\t"},
+        {"identifier": "a@example.com", "channel": "SMS", "method": "MAGIC_LINK"},
+        {"identifier": "a@example.com", "extra": 1},
+        {"identifier": "a" * 254},
+        {"identifier": "a" * 255},
+        {"identifier": "a@example.com\x00"},
+        {"identifier": "   "},
+        {"identifier": 5},
+        {"identifier": "é@example.com"},
+        {"identifier": "a@example.com", "channel": None},
+        {"identifier": "a@example.com", "channel": ""},
+        {"identifier": "a@example.com", "method": None},
+        {"identifier": "a@example.com", "method": "PIN"},
+        {},
+        [],
+    ],
+)
+def test_request_fields_match_the_serializer(body: Any) -> None:
+    """Accepted only what the serializer accepts, with the same values; everything else is
+    left to the serializer (and its exact error)."""
+    fields = _code_request_fields(body)
+    serializer = CodeRequestSerializer(data=body)
+    valid = serializer.is_valid()
+    if fields is not None:
+        data = serializer.validated_data
+        assert valid
+        assert fields == (data["identifier"], data.get("channel"), data["method"])
+
+
+def test_hit_many_on_redis_counts_like_consecutive_hits(settings) -> None:
+    url = require("redis")
+    settings.CACHES = {
+        **settings.CACHES,
+        "rl": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url},
+    }
+    settings.AUTHDEVICE_RATELIMIT_CACHE = "rl"
+    from django.core.cache import caches
+
+    cache = caches["rl"]
+    cache.clear()
+    assert ratelimit._redis_client(cache) is not None  # the scripted path is the one tested
+    ip, ident = ratelimit.Limit("t-ip", 3, 300), ratelimit.Limit("t-id", 2, 300)
+    ratelimit.hit_many([(ip, "1.1.1.1"), (ident, "a@x")])
+    ratelimit.hit_many([(ip, "1.1.1.1"), (ident, "a@x")])
+    with pytest.raises(ratelimit.RateLimited) as over:
+        ratelimit.hit_many([(ip, "1.1.1.1"), (ident, "a@x")])  # the identifier's third
+    assert 1 <= over.value.retry_after <= 300
+    assert ratelimit.peek("t-ip", "1.1.1.1", 300) == 3
+    assert ratelimit.peek("t-id", "a@x", 300) == 3
+    # Over the IP limit: stops there, the identifier is not counted.
+    with pytest.raises(ratelimit.RateLimited):
+        ratelimit.hit_many([(ip, "1.1.1.1"), (ident, "b@x")])
+    assert ratelimit.peek("t-id", "b@x", 300) == 0
+    # Every counter expires with its window.
+    key, _ = ratelimit._key("t-ip", "1.1.1.1", 300)
+    client = cache._cache.get_client(write=True)
+    assert 0 < client.ttl(cache.make_and_validate_key(key)) <= 301
+
+
+@pytest.fixture
+def memory_broker(settings):
+    from project.celery import app as celery_app
+
+    def forget() -> None:
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+
+    forget()
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_BROKER_URL = "memory://"
+    yield celery_app
+    forget()
+
+
+def _next_message(app: Any) -> Any:
+    with app.connection_for_read() as conn, conn.SimpleQueue("celery") as queue:
+        message = queue.get(timeout=1)
+        message.ack()
+        return message
+
+
+def test_fast_publish_sends_what_celery_sends(memory_broker) -> None:
+    app = memory_broker
+    with app.connection_for_read() as conn, conn.SimpleQueue("celery") as queue:
+        queue.clear()
+    send_challenge.delay(12, 3, "sealed")
+    fast = _next_message(app)
+    send_challenge.apply_async((12, 3, "sealed"))
+    celery = _next_message(app)
+    assert (
+        fast.payload
+        == celery.payload
+        == [
+            [12, 3, "sealed"],
+            {},
+            {"callbacks": None, "errbacks": None, "chain": None, "chord": None},
+        ]
+    )
+    assert set(fast.headers) == set(celery.headers)
+    for name, value in celery.headers.items():
+        if name not in ("id", "root_id", "argsrepr"):
+            assert fast.headers[name] == value, name
+    assert fast.headers["argsrepr"] == "(12, 3, '...')"  # not the sealed payload
+    assert fast.delivery_info == celery.delivery_info
+    assert fast.content_type == celery.content_type
+    for name in ("delivery_mode", "reply_to", "priority"):
+        assert fast.properties.get(name) == celery.properties.get(name), name
