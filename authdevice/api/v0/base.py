@@ -8,6 +8,7 @@ from django.http import Http404
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.utils.translation import gettext as _
 from rest_framework import exceptions
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -66,6 +67,26 @@ class JSONObjectParser(JSONParser):
             raise exceptions.ParseError(_("JSON parse error - nested too deeply.")) from exc
 
 
+class PlainJSONNegotiation(DefaultContentNegotiation):
+    """DRF's negotiation, answered at once for what API clients send nearly always (no
+    ``Accept``, ``*/*`` or ``application/json``, no ``format`` override in the query): the
+    same choice DRF would make, without parsing the header."""
+
+    def select_renderer(  # type: ignore[override]
+        self, request: Request, renderers: list[Any], format_suffix: Any = None
+    ) -> tuple[Any, str]:
+        meta = request.META
+        if (
+            format_suffix is None
+            and len(renderers) == 1
+            and renderers[0].media_type == "application/json"
+            and "format" not in meta.get("QUERY_STRING", "")
+            and meta.get("HTTP_ACCEPT", "*/*") in ("*/*", "application/json")
+        ):
+            return renderers[0], "application/json"
+        return super().select_renderer(request, renderers, format_suffix)
+
+
 class CotterAPIView(APIView):
     """Base view for /api/v0: identified by the API_KEY_ID header, JSON in and out.
 
@@ -77,6 +98,7 @@ class CotterAPIView(APIView):
     permission_classes: list[type] = []
     renderer_classes = [JSONRenderer]
     parser_classes = [JSONObjectParser, FormParser]
+    content_negotiation_class = PlainJSONNegotiation
 
     def get_exception_handler(self):  # type: ignore[override]
         return cotter_exception_handler

@@ -17,7 +17,7 @@ from ...flows.applications import get_application
 from ...flows.errors import FlowError, InvalidApplication
 from ...flows.ratelimit import RateLimited
 from ...models import Application
-from ..v0.base import API_KEY_HEADER, JSONObjectParser
+from ..v0.base import API_KEY_HEADER, JSONObjectParser, PlainJSONNegotiation
 
 
 def no_store(response: Response) -> Response:
@@ -84,6 +84,7 @@ class NativeAPIView(APIView):
     throttle_classes: list[type] = []
     renderer_classes = [JSONRenderer]
     parser_classes = [JSONObjectParser]
+    content_negotiation_class = PlainJSONNegotiation
 
     def get_exception_handler(self):  # type: ignore[override]
         return native_exception_handler

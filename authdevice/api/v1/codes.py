@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -71,30 +70,10 @@ def _code_request_fields(data: Any) -> tuple[str, str | None, str] | None:
     return identifier, channel, method
 
 
-class _PlainJSONNegotiation(DefaultContentNegotiation):
-    """DRF's negotiation, answered at once for what clients send nearly always (no
-    ``Accept``, ``*/*`` or ``application/json``, no ``?format=``): the same choice,
-    without parsing the header."""
-
-    def select_renderer(self, request: Request, renderers: list[Any], format_suffix: Any = None):  # type: ignore[override]
-        meta = request.META
-        if (
-            format_suffix is None
-            and len(renderers) == 1
-            and renderers[0].media_type == "application/json"
-            and not meta.get("QUERY_STRING")
-            and meta.get("HTTP_ACCEPT", "*/*") in ("*/*", "application/json")
-        ):
-            return renderers[0], "application/json"
-        return super().select_renderer(request, renderers, format_suffix)
-
-
 class CodeRequestView(NativeAPIView):
     """``POST /api/v1/auth/code`` ``{identifier, channel?, method?}`` -> 202.
 
     Known and unknown identifiers get the same status, headers and body shape."""
-
-    content_negotiation_class = _PlainJSONNegotiation
 
     def post(self, request: Request) -> Response:
         application = self.get_application(request)
@@ -115,8 +94,6 @@ class CodeRequestView(NativeAPIView):
 
 class CodeResendView(NativeAPIView):
     """``POST /api/v1/auth/code/resend`` ``{challenge_id, challenge_secret}`` -> 202."""
-
-    content_negotiation_class = _PlainJSONNegotiation
 
     def post(self, request: Request) -> Response:
         application = self.get_application(request)
