@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, connections, models, router
+from django.db import connection, models
 from django.utils.translation import gettext_lazy as _
 
 from . import fastsql
@@ -95,47 +95,9 @@ class ChallengeManager(models.Manager["Challenge"]):
     # -- start_challenge (code request hot path) ------------------------------------------
 
     def insert_new(self, challenge: Challenge) -> None:
-        """INSERT a new ``challenge`` (id chosen in Python) with one prepared statement,
-        values adapted by hand: converting the 21 fields through ``get_db_prep_save`` costs
-        more than the SQLite INSERT itself. Datetimes and the IP go through the backend's
-        adapters, exactly as the ORM stores them; the other columns are ints and strings."""
-        db = router.db_for_write(self.model) or "default"
-        conn = connections[db]
-        ops = conn.ops
-        plan = _INSERT.get(conn.vendor)
-        if plan is None:
-            fields = self.model._meta.concrete_fields
-            q = ops.quote_name
-            sql = "INSERT INTO {} ({}) VALUES ({})".format(
-                q(self.model._meta.db_table),
-                ", ".join(q(f.column) for f in fields),
-                ", ".join(["%s"] * len(fields)),
-            )
-            plan = _INSERT[conn.vendor] = (sql, [(f.attname, _adapter(f)) for f in fields])
-        sql, columns = plan
-        params: list[Any] = []
-        for attname, adapt in columns:
-            value = getattr(challenge, attname)
-            params.append(value if adapt is None or value is None else adapt(value, conn))
-        with conn.cursor() as cursor:
-            cursor.execute(sql, params)
-        challenge._state.adding = False
-        challenge._state.db = db
-
-
-def _adapter(field: models.Field) -> Any:
-    """None where the database takes the Python value as it is (strings, integers, integer
-    foreign keys); otherwise how the ORM would convert it."""
-    target = field.target_field if isinstance(field, models.ForeignKey) else field
-    if isinstance(target, (models.CharField, models.IntegerField)):
-        return None
-    if isinstance(field, models.DateTimeField):
-        return lambda value, conn: conn.ops.adapt_datetimefield_value(value)
-    return field.get_db_prep_save
-
-
-#: The INSERT of :meth:`ChallengeManager.insert_new` and its columns' adapters, per vendor.
-_INSERT: dict[str, tuple[str, list[tuple[str, Any]]]] = {}
+        """INSERT a new ``challenge`` (id chosen in Python) with one prepared statement
+        (:func:`fastsql.run_insert`)."""
+        fastsql.run_insert(challenge)
 
 
 class Challenge(models.Model):

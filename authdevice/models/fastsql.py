@@ -11,6 +11,7 @@ PostgreSQL.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections, models, router
@@ -73,8 +74,14 @@ def prepare_insert(instance: models.Model) -> Prepared:
     for field, plain in plan:
         # pre_save fills auto_now(_add) fields and returns the attribute value for the others.
         value = field.pre_save(instance, True)
-        if not (plain and (value is None or type(value) is plain)):
+        if plain is datetime:
+            if type(value) is datetime and value.tzinfo is not None:
+                value = connection.ops.adapt_datetimefield_value(value)
+            elif value is not None:
+                value = field.get_db_prep_save(value, connection)
+        elif value is not None and not (plain is not None and type(value) is plain):
             value = field.get_db_prep_save(value, connection)
+        # else: stored as it is
         params.append(value)
     return sql, params
 
@@ -95,9 +102,12 @@ _PLAIN_FIELDS: dict[type[models.Field], type] = {
 def _passes_through(field: models.Field) -> type | None:
     """For fields whose database value is the Python value itself (text and integers,
     also as a foreign key's target): that type, so a value of exactly that type skips the
-    field's conversion chain. Anything else (dates, UUIDs, JSON, lazy strings) converts."""
+    field's conversion chain; ``datetime`` for date-times (aware ones go straight to the
+    backend's adapter). Anything else (UUIDs, JSON, lazy strings) converts as usual."""
     # Exactly the type: TextChoices members (str subclasses) and lazy strings convert.
     target = field.target_field if isinstance(field, models.ForeignKey) else field
+    if type(target) is models.DateTimeField:
+        return datetime  # an aware datetime only needs the backend's adapter
     return _PLAIN_FIELDS.get(type(target))
 
 
