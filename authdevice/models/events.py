@@ -150,12 +150,14 @@ class AuthEvent(models.Model):
         ENROLL_NEW_TRUSTED_DEVICE = "ENROLL_NEW_TRUSTED_DEVICE", _("Device enrolled from QR code")
 
     id = models.BigIntegerField(primary_key=True, default=random_public_int, editable=False)
+    # Indexed by Meta.indexes' (user, -created_at): one index fewer to write per event.
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="authdevice_events",
+        db_index=False,
     )
     application = models.ForeignKey(
         Application, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -110,8 +110,9 @@ class RefreshToken(models.Model):
         editable=False,
     )
     application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="+")
+    # Indexed by Meta.indexes' (identity, revoked_at): one index fewer to write per token.
     identity = models.ForeignKey(
-        UserIdentity, on_delete=models.CASCADE, related_name="refresh_tokens"
+        UserIdentity, on_delete=models.CASCADE, related_name="refresh_tokens", db_index=False
     )
     device = models.ForeignKey(
         "authdevice.TrustedDevice",
