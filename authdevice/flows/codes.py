@@ -38,7 +38,7 @@ from ..models import (
     UserIdentity,
 )
 from . import identities, ratelimit
-from .audit import record_event
+from .audit import prepare_event, save_event
 from .errors import FlowError, InvalidIdentifier
 from .identities import add_identifier, guess_kind, normalise_identifier
 from .tokens import TokenSet, _persist, _prepare_token_set, issue_token_set
@@ -330,6 +330,25 @@ def _clear_failures(identifier: str) -> None:
 _UNREAD = object()
 
 
+def _login_event(
+    challenge: Challenge,
+    user: Any,
+    application: Application | None,
+    auth_method: str,
+    request: HttpRequest | None,
+    created: bool = False,
+) -> AuthEvent:
+    return prepare_event(
+        event=AuthEvent.Kind.LOGIN,
+        state=AuthEvent.State.APPROVED,
+        user=user,
+        application=application,
+        method=auth_method,
+        request=request,
+        details={"challenge_id": challenge.pk, "channel": challenge.channel, "new_user": created},
+    )
+
+
 def _complete(
     challenge: Challenge,
     auth_method: str,
@@ -356,6 +375,9 @@ def _complete(
     row: Identifier | None = None
     device: IdentifierDevice | None = None
     prepared: tuple[RefreshToken, TokenSet] | None = None
+    audit_row: AuthEvent | None = None
+    if application is None and challenge.application_id is not None:
+        application = challenge.application  # the hosted page's flow; outside the lock
     if found is None:
         if not adapter.is_signup_allowed(challenge.kind, challenge.identifier):
             raise SignupClosed()
@@ -363,6 +385,7 @@ def _complete(
         row, device = found
         if not row.identity.user.is_active:
             raise AccountDisabled()
+        audit_row = _login_event(challenge, row.identity.user, application, auth_method, request)
         if issue_tokens is not None:
             prepared = _prepare_token_set(
                 identity=row.identity,
@@ -374,8 +397,6 @@ def _complete(
                 device=None,
                 parent=None,
             )
-    if application is None and challenge.application_id is not None:
-        application = challenge.application  # the hosted page's flow; outside the lock
     created = False
     tokens: TokenSet | None = None
     with transaction.atomic():
@@ -397,18 +418,8 @@ def _complete(
             device, _ = IdentifierDevice.objects.get_or_create(
                 identifier=row, defaults={"user": user, "name": row.value[:64], "confirmed": True}
             )
-        event = record_event(
-            event=AuthEvent.Kind.LOGIN,
-            state=AuthEvent.State.APPROVED,
-            user=user,
-            application=application,
-            method=auth_method,
-            request=request,
-            details={
-                "challenge_id": challenge.pk,
-                "channel": challenge.channel,
-                "new_user": created,
-            },
+        event = save_event(
+            audit_row or _login_event(challenge, user, application, auth_method, request, True)
         )
         if prepared is not None:
             tokens = _persist(*prepared)
