@@ -136,6 +136,17 @@ def find_device(identity: UserIdentity, public_key: object) -> TrustedDevice | N
     return None if found is None else found[0]
 
 
+def device_for_sign_in(public_key: object) -> tuple[TrustedDevice, UserIdentity, str] | None:
+    """The active device holding ``public_key``, its user's identity and primary identifier
+    (one query), or None. Callers must still check that the identity is the one the
+    request names before passing ``(device, identifier)`` to :func:`sign_in_with_device`."""
+    try:
+        key = devicekeys.parse_public_key(public_key)
+    except devicekeys.InvalidDeviceKey:
+        return None
+    return TrustedDevice.objects.for_sign_in(key.fingerprint)
+
+
 def _find_device(
     identity: UserIdentity, public_key: object, *, with_identifier: bool = False
 ) -> tuple[TrustedDevice, str] | None:
@@ -327,9 +338,12 @@ def sign_in_with_device(
     reported_ip: str = "",
     reported_location: str = "",
     request: HttpRequest | None = None,
+    found: tuple[TrustedDevice, str] | None = None,
 ) -> DeviceSignIn:
     """Cotter B1: a trusted device signs ``uid+issuer+event+timestamp+TRUSTED_DEVICE+true``;
     on success an approved event and a token set (``auth_method`` TRUSTED_DEVICE).
+    ``found``: the device and primary identifier when the caller already read them for
+    this ``identity`` (:func:`device_for_sign_in`).
 
     Lookup, signature check, the event's server signature and the token signing happen
     before the write transaction, which holds only the replay-cache INSERT (single use,
@@ -337,7 +351,8 @@ def sign_in_with_device(
     from .events import build_event_row, insert_event_row
 
     check_timestamp(timestamp)
-    found = _find_device(identity, public_key, with_identifier=True)
+    if found is None or found[0].user_id != identity.user_id:
+        found = _find_device(identity, public_key, with_identifier=True)
     if found is None:
         raise DeviceNotTrusted()
     device, identifier = found

@@ -124,6 +124,49 @@ class TrustedDeviceQuerySet(models.QuerySet["TrustedDevice"]):
         identifier = found[-1] if identity_id is not None else ""
         return device, identifier or ""
 
+    def for_sign_in(self, fingerprint: str) -> tuple[TrustedDevice, UserIdentity, str] | None:
+        """The active device with this key fingerprint (unique across users), its user's
+        identity with the user attached, and the user's primary identifier: everything a
+        trusted-device sign-in reads, in one hand-written SELECT. The caller still checks
+        that the identity is the one the request names."""
+        connection = connections[DEFAULT_DB_ALIAS]
+        from django.contrib.auth import get_user_model
+
+        user_model = get_user_model()
+
+        def build() -> str:
+            q = connection.ops.quote_name
+            td = q(self.model._meta.db_table)
+            it = q(UserIdentity._meta.db_table)
+            ut = q(user_model._meta.db_table)
+            idf = q(Identifier._meta.db_table)
+            return (
+                f"SELECT {fastsql.columns(self.model)}, {fastsql.columns(UserIdentity)}, "
+                f"{fastsql.columns(user_model)}, "
+                f"(SELECT {idf}.{q('value')} FROM {idf} WHERE {idf}.{q('identity_id')} = "
+                f"{it}.{q('id')} ORDER BY {idf}.{q('is_primary')} DESC, "
+                f"{idf}.{q('created_at')} ASC LIMIT 1) "
+                f"FROM {td} INNER JOIN {it} ON {it}.{q('user_id')} = {td}.{q('user_id')} "
+                f"INNER JOIN {ut} ON {ut}.{q(user_model._meta.pk.column)} = {td}.{q('user_id')} "
+                f"WHERE {td}.{q('fingerprint')} = %s AND {td}.{q('revoked_at')} IS NULL "
+                f"AND {td}.{q('confirmed')} = %s"
+            )
+
+        sql = fastsql.cached_sql(("for_sign_in", user_model), build)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [fingerprint, True])
+            found = cursor.fetchone()
+        if found is None:
+            return None
+        n_device = len(self.model._meta.concrete_fields)
+        n_identity = len(UserIdentity._meta.concrete_fields)
+        device = fastsql.load(self.model, found)
+        identity = fastsql.load(UserIdentity, found[n_device:])
+        user = fastsql.load(user_model, found[n_device + n_identity :])
+        identity.user = user
+        UserIdentity._meta.get_field("user").remote_field.set_cached_value(user, identity)
+        return device, identity, found[-1] or ""
+
     def touch(self, pk: int, when: datetime, stale_before: datetime) -> None:
         """``last_used_at = when`` unless it is already newer than ``stale_before`` (so a
         device signing in repeatedly does not write its row every time)."""

@@ -82,7 +82,12 @@ class CreateEventView(DeviceAPIView):
     def post(self, request: Request) -> Response:
         application = self.get_application(request)
         data = self.body(request)
-        identity, uid = identity_from_body(data)
+        # The device, its user and identifier in one query; used only when the request's
+        # user id can only mean that user (else the usual lookups and errors follow).
+        context = None
+        if data.get("register_new_device", False) is False:
+            context = device_flows.device_for_sign_in(data.get("public_key"))
+        identity, uid = identity_from_body(data, known=context[1] if context else None)
         check_issuer(data, application)
         _require_trusted_device_method(data)
         if data.get("approved", True) is not True:
@@ -120,6 +125,7 @@ class CreateEventView(DeviceAPIView):
             reported_ip=reported_ip,
             reported_location=reported_location,
             request=request,
+            found=(context[0], context[2]) if context and context[1] is identity else None,
         )
         body = event_object(
             signed_in.event,
