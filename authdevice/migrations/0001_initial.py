@@ -9,7 +9,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -18,125 +17,382 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Application',
+            name="Application",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, verbose_name='name')),
-                ('api_key_id', models.CharField(default=authdevice.models.ids.new_api_key_id, editable=False, help_text='Public identifier sent by clients as API_KEY_ID; the token audience.', max_length=64, unique=True, verbose_name='API key ID')),
-                ('secret_hash', models.CharField(editable=False, max_length=64)),
-                ('secret_hint', models.CharField(editable=False, help_text='First characters.', max_length=8, verbose_name='secret key hint')),
-                ('allowed_origins', models.JSONField(blank=True, default=list, help_text='Exact origins, e.g. ["https://www.example.com"] (scheme://host[:port]).', verbose_name='allowed origins')),
-                ('redirect_urls', models.JSONField(blank=True, default=list, help_text='Exact URLs. A loopback http URL (127.0.0.1, [::1], localhost) matches any port.', verbose_name='allowed redirect URLs')),
-                ('is_active', models.BooleanField(default=True, verbose_name='active')),
-                ('allow_unauthenticated_enrolment', models.BooleanField(default=False, help_text='Legacy Cotter behaviour: enrol trusted devices without a bearer token. Unsafe.', verbose_name='allow unauthenticated device enrolment')),
-                ('access_token_lifetime', models.PositiveIntegerField(blank=True, help_text='Leave empty to use AUTHDEVICE_ACCESS_TOKEN_LIFETIME.', null=True, verbose_name='access token lifetime (seconds)')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, verbose_name="name")),
+                (
+                    "api_key_id",
+                    models.CharField(
+                        default=authdevice.models.ids.new_api_key_id,
+                        editable=False,
+                        help_text="Public identifier sent by clients as API_KEY_ID; the token audience.",
+                        max_length=64,
+                        unique=True,
+                        verbose_name="API key ID",
+                    ),
+                ),
+                ("secret_hash", models.CharField(editable=False, max_length=64)),
+                (
+                    "secret_hint",
+                    models.CharField(
+                        editable=False,
+                        help_text="First characters.",
+                        max_length=8,
+                        verbose_name="secret key hint",
+                    ),
+                ),
+                (
+                    "allowed_origins",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text='Exact origins, e.g. ["https://www.example.com"] (scheme://host[:port]).',
+                        verbose_name="allowed origins",
+                    ),
+                ),
+                (
+                    "redirect_urls",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text="Exact URLs. A loopback http URL (127.0.0.1, [::1], localhost) matches any port.",
+                        verbose_name="allowed redirect URLs",
+                    ),
+                ),
+                ("is_active", models.BooleanField(default=True, verbose_name="active")),
+                (
+                    "allow_unauthenticated_enrolment",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Legacy Cotter behaviour: enrol trusted devices without a bearer token. Unsafe.",
+                        verbose_name="allow unauthenticated device enrolment",
+                    ),
+                ),
+                (
+                    "access_token_lifetime",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Leave empty to use AUTHDEVICE_ACCESS_TOKEN_LIFETIME.",
+                        null=True,
+                        verbose_name="access token lifetime (seconds)",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name': 'application',
-                'verbose_name_plural': 'applications',
-                'ordering': ['name'],
+                "verbose_name": "application",
+                "verbose_name_plural": "applications",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='SigningKey',
+            name="SigningKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kid', models.CharField(editable=False, max_length=100, unique=True, verbose_name='key ID')),
-                ('generation', models.PositiveIntegerField(editable=False, unique=True)),
-                ('algorithm', models.CharField(default='ES256', editable=False, max_length=10)),
-                ('public_jwk', models.JSONField(editable=False)),
-                ('private_key_encrypted', models.TextField(editable=False)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('not_before', models.DateTimeField(verbose_name='signs from')),
-                ('retired_at', models.DateTimeField(blank=True, null=True, verbose_name='stops signing at')),
-                ('revoked_at', models.DateTimeField(blank=True, null=True, verbose_name='revoked at')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kid",
+                    models.CharField(
+                        editable=False, max_length=100, unique=True, verbose_name="key ID"
+                    ),
+                ),
+                ("generation", models.PositiveIntegerField(editable=False, unique=True)),
+                ("algorithm", models.CharField(default="ES256", editable=False, max_length=10)),
+                ("public_jwk", models.JSONField(editable=False)),
+                ("private_key_encrypted", models.TextField(editable=False)),
+                (
+                    "created_at",
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False),
+                ),
+                ("not_before", models.DateTimeField(verbose_name="signs from")),
+                (
+                    "retired_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="stops signing at"),
+                ),
+                (
+                    "revoked_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="revoked at"),
+                ),
             ],
             options={
-                'verbose_name': 'signing key',
-                'verbose_name_plural': 'signing keys',
-                'ordering': ['-generation'],
+                "verbose_name": "signing key",
+                "verbose_name_plural": "signing keys",
+                "ordering": ["-generation"],
             },
         ),
         migrations.CreateModel(
-            name='UserIdentity',
+            name="UserIdentity",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', models.UUIDField(default=authdevice.models.ids.new_uuid, editable=False, help_text="Cotter's user ID; the sub claim of tokens.", unique=True, verbose_name='public ID')),
-                ('client_user_id', models.CharField(help_text="Cotter's deprecated client_user_id; equals the public ID unless set.", max_length=200, unique=True, verbose_name='client user ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='authdevice_identity', to=settings.AUTH_USER_MODEL, verbose_name='user')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "public_id",
+                    models.UUIDField(
+                        default=authdevice.models.ids.new_uuid,
+                        editable=False,
+                        help_text="Cotter's user ID; the sub claim of tokens.",
+                        unique=True,
+                        verbose_name="public ID",
+                    ),
+                ),
+                (
+                    "client_user_id",
+                    models.CharField(
+                        help_text="Cotter's deprecated client_user_id; equals the public ID unless set.",
+                        max_length=200,
+                        unique=True,
+                        verbose_name="client user ID",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="authdevice_identity",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="user",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'user identity',
-                'verbose_name_plural': 'user identities',
+                "verbose_name": "user identity",
+                "verbose_name_plural": "user identities",
             },
         ),
         migrations.CreateModel(
-            name='AuthEvent',
+            name="AuthEvent",
             fields=[
-                ('id', models.BigIntegerField(default=authdevice.models.ids.random_public_int, editable=False, primary_key=True, serialize=False)),
-                ('event', models.CharField(max_length=40, verbose_name='event')),
-                ('method', models.CharField(blank=True, default='', max_length=20, verbose_name='method')),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('approved', 'Approved'), ('rejected', 'Rejected'), ('expired', 'Expired')], max_length=10, verbose_name='state')),
-                ('ip', models.GenericIPAddressField(blank=True, null=True, verbose_name='IP address')),
-                ('user_agent', models.CharField(blank=True, default='', max_length=400, verbose_name='user agent')),
-                ('actor', models.CharField(blank=True, default='', help_text='Staff member or system component that caused the event.', max_length=150, verbose_name='actor')),
-                ('details', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('application', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='authdevice.application')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='authdevice_events', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        default=authdevice.models.ids.random_public_int,
+                        editable=False,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("event", models.CharField(max_length=40, verbose_name="event")),
+                (
+                    "method",
+                    models.CharField(blank=True, default="", max_length=20, verbose_name="method"),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("approved", "Approved"),
+                            ("rejected", "Rejected"),
+                            ("expired", "Expired"),
+                        ],
+                        max_length=10,
+                        verbose_name="state",
+                    ),
+                ),
+                (
+                    "ip",
+                    models.GenericIPAddressField(blank=True, null=True, verbose_name="IP address"),
+                ),
+                (
+                    "user_agent",
+                    models.CharField(
+                        blank=True, default="", max_length=400, verbose_name="user agent"
+                    ),
+                ),
+                (
+                    "actor",
+                    models.CharField(
+                        blank=True,
+                        default="",
+                        help_text="Staff member or system component that caused the event.",
+                        max_length=150,
+                        verbose_name="actor",
+                    ),
+                ),
+                ("details", models.JSONField(blank=True, default=dict)),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        auto_now_add=True, db_index=True, verbose_name="created at"
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "application",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="authdevice.application",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="authdevice_events",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'auth event',
-                'verbose_name_plural': 'auth events',
-                'ordering': ['-created_at'],
-                'indexes': [models.Index(fields=['user', '-created_at'], name='authdevice__user_id_e5a270_idx')],
+                "verbose_name": "auth event",
+                "verbose_name_plural": "auth events",
+                "ordering": ["-created_at"],
+                "indexes": [
+                    models.Index(
+                        fields=["user", "-created_at"], name="authdevice__user_id_e5a270_idx"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='RefreshToken',
+            name="RefreshToken",
             fields=[
-                ('id', models.BigIntegerField(default=authdevice.models.ids.random_public_int, editable=False, primary_key=True, serialize=False)),
-                ('secret_hash', models.CharField(editable=False, max_length=64)),
-                ('family', models.UUIDField(db_index=True, default=uuid.uuid4, editable=False)),
-                ('auth_method', models.CharField(choices=[('OTP', 'One-time code'), ('MAGIC_LINK', 'Magic link'), ('TRUSTED_DEVICE', 'Trusted device'), ('WEBAUTHN', 'Passkey'), ('SOCIAL_LOGIN', 'Social login'), ('PIN', 'PIN'), ('BIOMETRIC', 'Biometric'), ('OPERATOR', 'Issued by an operator')], max_length=20)),
-                ('auth_time', models.DateTimeField(help_text='When the user signed in (family start).')),
-                ('identifier', models.CharField(blank=True, default='', max_length=254)),
-                ('scope', models.CharField(default='access', max_length=200)),
-                ('created_at', models.DateTimeField()),
-                ('family_expires_at', models.DateTimeField()),
-                ('used_at', models.DateTimeField(blank=True, null=True)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('revoke_reason', models.CharField(blank=True, default='', max_length=40)),
-                ('application', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='authdevice.application')),
-                ('parent', models.OneToOneField(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='child', to='authdevice.refreshtoken')),
-                ('identity', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='refresh_tokens', to='authdevice.useridentity')),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        default=authdevice.models.ids.random_public_int,
+                        editable=False,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("secret_hash", models.CharField(editable=False, max_length=64)),
+                ("family", models.UUIDField(db_index=True, default=uuid.uuid4, editable=False)),
+                (
+                    "auth_method",
+                    models.CharField(
+                        choices=[
+                            ("OTP", "One-time code"),
+                            ("MAGIC_LINK", "Magic link"),
+                            ("TRUSTED_DEVICE", "Trusted device"),
+                            ("WEBAUTHN", "Passkey"),
+                            ("SOCIAL_LOGIN", "Social login"),
+                            ("PIN", "PIN"),
+                            ("BIOMETRIC", "Biometric"),
+                            ("OPERATOR", "Issued by an operator"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "auth_time",
+                    models.DateTimeField(help_text="When the user signed in (family start)."),
+                ),
+                ("identifier", models.CharField(blank=True, default="", max_length=254)),
+                ("scope", models.CharField(default="access", max_length=200)),
+                ("created_at", models.DateTimeField()),
+                ("family_expires_at", models.DateTimeField()),
+                ("used_at", models.DateTimeField(blank=True, null=True)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                ("revoke_reason", models.CharField(blank=True, default="", max_length=40)),
+                (
+                    "application",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="authdevice.application",
+                    ),
+                ),
+                (
+                    "parent",
+                    models.OneToOneField(
+                        blank=True,
+                        editable=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="child",
+                        to="authdevice.refreshtoken",
+                    ),
+                ),
+                (
+                    "identity",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="refresh_tokens",
+                        to="authdevice.useridentity",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'refresh token',
-                'verbose_name_plural': 'refresh tokens',
-                'indexes': [models.Index(fields=['identity', 'revoked_at'], name='authdevice__identit_4d78c0_idx')],
+                "verbose_name": "refresh token",
+                "verbose_name_plural": "refresh tokens",
+                "indexes": [
+                    models.Index(
+                        fields=["identity", "revoked_at"], name="authdevice__identit_4d78c0_idx"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Identifier',
+            name="Identifier",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('EMAIL', 'Email'), ('PHONE', 'Phone')], max_length=8, verbose_name='kind')),
-                ('value', models.CharField(help_text='Normalised: lower-case email, E.164 phone.', max_length=254, verbose_name='value')),
-                ('is_primary', models.BooleanField(default=False, verbose_name='primary')),
-                ('verified_at', models.DateTimeField(blank=True, null=True, verbose_name='verified at')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('identity', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='identifiers', to='authdevice.useridentity')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("EMAIL", "Email"), ("PHONE", "Phone")],
+                        max_length=8,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "value",
+                    models.CharField(
+                        help_text="Normalised: lower-case email, E.164 phone.",
+                        max_length=254,
+                        verbose_name="value",
+                    ),
+                ),
+                ("is_primary", models.BooleanField(default=False, verbose_name="primary")),
+                (
+                    "verified_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="verified at"),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "identity",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="identifiers",
+                        to="authdevice.useridentity",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'identifier',
-                'verbose_name_plural': 'identifiers',
-                'constraints': [models.UniqueConstraint(fields=('kind', 'value'), name='authdevice_identifier_unique')],
+                "verbose_name": "identifier",
+                "verbose_name_plural": "identifiers",
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("kind", "value"), name="authdevice_identifier_unique"
+                    )
+                ],
             },
         ),
     ]

@@ -7,78 +7,197 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('authdevice', '0001_initial'),
+        ("authdevice", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AuthorizationCode',
+            name="AuthorizationCode",
             fields=[
-                ('id', models.BigIntegerField(default=authdevice.models.ids.random_public_int, editable=False, primary_key=True, serialize=False)),
-                ('code_hash', models.CharField(editable=False, max_length=64)),
-                ('auth_method', models.CharField(max_length=20)),
-                ('redirect_url', models.CharField(max_length=2000)),
-                ('code_challenge', models.CharField(max_length=200)),
-                ('created_at', models.DateTimeField()),
-                ('expires_at', models.DateTimeField()),
-                ('redeemed_at', models.DateTimeField(blank=True, null=True)),
-                ('token_family', models.UUIDField(blank=True, null=True)),
-                ('application', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='authdevice.application')),
-                ('identifier', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='authdevice.identifier')),
-                ('identity', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='authdevice.useridentity')),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        default=authdevice.models.ids.random_public_int,
+                        editable=False,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("code_hash", models.CharField(editable=False, max_length=64)),
+                ("auth_method", models.CharField(max_length=20)),
+                ("redirect_url", models.CharField(max_length=2000)),
+                ("code_challenge", models.CharField(max_length=200)),
+                ("created_at", models.DateTimeField()),
+                ("expires_at", models.DateTimeField()),
+                ("redeemed_at", models.DateTimeField(blank=True, null=True)),
+                ("token_family", models.UUIDField(blank=True, null=True)),
+                (
+                    "application",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="authdevice.application",
+                    ),
+                ),
+                (
+                    "identifier",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="authdevice.identifier",
+                    ),
+                ),
+                (
+                    "identity",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="authdevice.useridentity",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'authorization code',
-                'verbose_name_plural': 'authorization codes',
+                "verbose_name": "authorization code",
+                "verbose_name_plural": "authorization codes",
             },
         ),
         migrations.CreateModel(
-            name='IdentifierDevice',
+            name="IdentifierDevice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text='The human-readable name of this device.', max_length=64)),
-                ('confirmed', models.BooleanField(default=True, help_text='Is this device ready for use?')),
-                ('identifier', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='otp_device', to='authdevice.identifier')),
-                ('user', models.ForeignKey(help_text='The user that this device belongs to.', on_delete=django.db.models.deletion.CASCADE, to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="The human-readable name of this device.", max_length=64
+                    ),
+                ),
+                (
+                    "confirmed",
+                    models.BooleanField(default=True, help_text="Is this device ready for use?"),
+                ),
+                (
+                    "identifier",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="otp_device",
+                        to="authdevice.identifier",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        help_text="The user that this device belongs to.",
+                        on_delete=django.db.models.deletion.CASCADE,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'email/phone authenticator',
-                'verbose_name_plural': 'email/phone authenticators',
-                'abstract': False,
+                "verbose_name": "email/phone authenticator",
+                "verbose_name_plural": "email/phone authenticators",
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='Challenge',
+            name="Challenge",
             fields=[
-                ('id', models.BigIntegerField(default=authdevice.models.ids.random_public_int, editable=False, primary_key=True, serialize=False)),
-                ('kind', models.CharField(choices=[('EMAIL', 'Email'), ('PHONE', 'Phone')], max_length=8)),
-                ('identifier', models.CharField(max_length=254)),
-                ('channel', models.CharField(choices=[('EMAIL', 'Email'), ('SMS', 'SMS'), ('WHATSAPP', 'WhatsApp')], max_length=10)),
-                ('purpose', models.CharField(default='login', max_length=20)),
-                ('method', models.CharField(choices=[('OTP', 'Code'), ('MAGIC_LINK', 'Magic link')], default='OTP', max_length=12)),
-                ('code_hash', models.CharField(editable=False, max_length=64)),
-                ('link_hash', models.CharField(blank=True, db_index=True, default='', editable=False, max_length=64)),
-                ('binding_hash', models.CharField(editable=False, max_length=64)),
-                ('version', models.PositiveIntegerField(default=1)),
-                ('sent_version', models.PositiveIntegerField(default=0)),
-                ('resends', models.PositiveSmallIntegerField(default=0)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('verified', 'Verified'), ('dead', 'Dead (too many wrong codes)')], default='pending', max_length=10)),
-                ('ip', models.GenericIPAddressField(blank=True, null=True)),
-                ('user_agent', models.CharField(blank=True, default='', max_length=400)),
-                ('created_at', models.DateTimeField()),
-                ('expires_at', models.DateTimeField()),
-                ('verified_at', models.DateTimeField(blank=True, null=True)),
-                ('application', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='authdevice.application')),
-                ('identity', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='authdevice.useridentity')),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        default=authdevice.models.ids.random_public_int,
+                        editable=False,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("EMAIL", "Email"), ("PHONE", "Phone")], max_length=8
+                    ),
+                ),
+                ("identifier", models.CharField(max_length=254)),
+                (
+                    "channel",
+                    models.CharField(
+                        choices=[("EMAIL", "Email"), ("SMS", "SMS"), ("WHATSAPP", "WhatsApp")],
+                        max_length=10,
+                    ),
+                ),
+                ("purpose", models.CharField(default="login", max_length=20)),
+                (
+                    "method",
+                    models.CharField(
+                        choices=[("OTP", "Code"), ("MAGIC_LINK", "Magic link")],
+                        default="OTP",
+                        max_length=12,
+                    ),
+                ),
+                ("code_hash", models.CharField(editable=False, max_length=64)),
+                (
+                    "link_hash",
+                    models.CharField(
+                        blank=True, db_index=True, default="", editable=False, max_length=64
+                    ),
+                ),
+                ("binding_hash", models.CharField(editable=False, max_length=64)),
+                ("version", models.PositiveIntegerField(default=1)),
+                ("sent_version", models.PositiveIntegerField(default=0)),
+                ("resends", models.PositiveSmallIntegerField(default=0)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("verified", "Verified"),
+                            ("dead", "Dead (too many wrong codes)"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("ip", models.GenericIPAddressField(blank=True, null=True)),
+                ("user_agent", models.CharField(blank=True, default="", max_length=400)),
+                ("created_at", models.DateTimeField()),
+                ("expires_at", models.DateTimeField()),
+                ("verified_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "application",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="authdevice.application",
+                    ),
+                ),
+                (
+                    "identity",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="authdevice.useridentity",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'sign-in challenge',
-                'verbose_name_plural': 'sign-in challenges',
-                'indexes': [models.Index(fields=['identifier', 'state'], name='authdevice__identif_1ed3a4_idx')],
+                "verbose_name": "sign-in challenge",
+                "verbose_name_plural": "sign-in challenges",
+                "indexes": [
+                    models.Index(
+                        fields=["identifier", "state"], name="authdevice__identif_1ed3a4_idx"
+                    )
+                ],
             },
         ),
     ]

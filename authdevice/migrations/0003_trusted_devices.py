@@ -6,116 +6,234 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('authdevice', '0002_challenges'),
+        ("authdevice", "0002_challenges"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='UsedDeviceMessage',
+            name="UsedDeviceMessage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('digest', models.CharField(max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("digest", models.CharField(max_length=64)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
             ],
         ),
         migrations.AddField(
-            model_name='authevent',
-            name='client_timestamp',
-            field=models.CharField(blank=True, default='', help_text='As the client sent it; never used for freshness.', max_length=20, verbose_name='client timestamp'),
+            model_name="authevent",
+            name="client_timestamp",
+            field=models.CharField(
+                blank=True,
+                default="",
+                help_text="As the client sent it; never used for freshness.",
+                max_length=20,
+                verbose_name="client timestamp",
+            ),
         ),
         migrations.AddField(
-            model_name='authevent',
-            name='decided_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='decided at'),
+            model_name="authevent",
+            name="decided_at",
+            field=models.DateTimeField(blank=True, null=True, verbose_name="decided at"),
         ),
         migrations.AddField(
-            model_name='authevent',
-            name='expires_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='expires at'),
+            model_name="authevent",
+            name="expires_at",
+            field=models.DateTimeField(blank=True, null=True, verbose_name="expires at"),
         ),
         migrations.AddField(
-            model_name='authevent',
-            name='reported_ip',
-            field=models.CharField(blank=True, default='', editable=False, max_length=64),
+            model_name="authevent",
+            name="reported_ip",
+            field=models.CharField(blank=True, default="", editable=False, max_length=64),
         ),
         migrations.AddField(
-            model_name='authevent',
-            name='reported_location',
-            field=models.CharField(blank=True, default='', editable=False, max_length=100),
+            model_name="authevent",
+            name="reported_location",
+            field=models.CharField(blank=True, default="", editable=False, max_length=100),
         ),
         migrations.AddField(
-            model_name='authevent',
-            name='signature',
-            field=models.TextField(blank=True, default='', editable=False, verbose_name='server signature'),
+            model_name="authevent",
+            name="signature",
+            field=models.TextField(
+                blank=True, default="", editable=False, verbose_name="server signature"
+            ),
         ),
         migrations.AddField(
-            model_name='authevent',
-            name='token_family',
+            model_name="authevent",
+            name="token_family",
             field=models.UUIDField(blank=True, editable=False, null=True),
         ),
         migrations.AddField(
-            model_name='authevent',
-            name='tokens_handed_out_at',
+            model_name="authevent",
+            name="tokens_handed_out_at",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
         migrations.CreateModel(
-            name='TrustedDevice',
+            name="TrustedDevice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text='The human-readable name of this device.', max_length=64)),
-                ('confirmed', models.BooleanField(default=True, help_text='Is this device ready for use?')),
-                ('public_key', models.TextField(editable=False, help_text='Normalised base64.', verbose_name='public key')),
-                ('fingerprint', models.CharField(editable=False, help_text='SHA-256 of the key.', max_length=64, unique=True, verbose_name='key fingerprint')),
-                ('algorithm', models.CharField(choices=[('ED25519', 'Ed25519'), ('EC', 'ECDSA P-256'), ('RSA', 'RSA')], editable=False, max_length=8, verbose_name='algorithm')),
-                ('device_type', models.CharField(blank=True, default='', max_length=100, verbose_name='device type')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('last_used_at', models.DateTimeField(blank=True, null=True, verbose_name='last used')),
-                ('revoked_at', models.DateTimeField(blank=True, null=True, verbose_name='revoked at')),
-                ('revoked_by', models.CharField(blank=True, default='', max_length=150, verbose_name='revoked by')),
-                ('revoke_reason', models.CharField(blank=True, default='', max_length=200, verbose_name='revoke reason')),
-                ('application', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='authdevice.application', verbose_name='enrolled through')),
-                ('user', models.ForeignKey(help_text='The user that this device belongs to.', on_delete=django.db.models.deletion.CASCADE, to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="The human-readable name of this device.", max_length=64
+                    ),
+                ),
+                (
+                    "confirmed",
+                    models.BooleanField(default=True, help_text="Is this device ready for use?"),
+                ),
+                (
+                    "public_key",
+                    models.TextField(
+                        editable=False, help_text="Normalised base64.", verbose_name="public key"
+                    ),
+                ),
+                (
+                    "fingerprint",
+                    models.CharField(
+                        editable=False,
+                        help_text="SHA-256 of the key.",
+                        max_length=64,
+                        unique=True,
+                        verbose_name="key fingerprint",
+                    ),
+                ),
+                (
+                    "algorithm",
+                    models.CharField(
+                        choices=[("ED25519", "Ed25519"), ("EC", "ECDSA P-256"), ("RSA", "RSA")],
+                        editable=False,
+                        max_length=8,
+                        verbose_name="algorithm",
+                    ),
+                ),
+                (
+                    "device_type",
+                    models.CharField(
+                        blank=True, default="", max_length=100, verbose_name="device type"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                (
+                    "last_used_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="last used"),
+                ),
+                (
+                    "revoked_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="revoked at"),
+                ),
+                (
+                    "revoked_by",
+                    models.CharField(
+                        blank=True, default="", max_length=150, verbose_name="revoked by"
+                    ),
+                ),
+                (
+                    "revoke_reason",
+                    models.CharField(
+                        blank=True, default="", max_length=200, verbose_name="revoke reason"
+                    ),
+                ),
+                (
+                    "application",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="authdevice.application",
+                        verbose_name="enrolled through",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        help_text="The user that this device belongs to.",
+                        on_delete=django.db.models.deletion.CASCADE,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'trusted device',
-                'verbose_name_plural': 'trusted devices',
-                'permissions': [('revoke_trusteddevice', 'Can revoke trusted devices')],
-                'abstract': False,
+                "verbose_name": "trusted device",
+                "verbose_name_plural": "trusted devices",
+                "permissions": [("revoke_trusteddevice", "Can revoke trusted devices")],
+                "abstract": False,
             },
         ),
         migrations.AddField(
-            model_name='authevent',
-            name='approving_device',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='authdevice.trusteddevice', verbose_name='approving device'),
+            model_name="authevent",
+            name="approving_device",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="authdevice.trusteddevice",
+                verbose_name="approving device",
+            ),
         ),
         migrations.AddField(
-            model_name='authevent',
-            name='requesting_device',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='authdevice.trusteddevice', verbose_name='requesting device'),
+            model_name="authevent",
+            name="requesting_device",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="authdevice.trusteddevice",
+                verbose_name="requesting device",
+            ),
         ),
         migrations.AddField(
-            model_name='refreshtoken',
-            name='device',
-            field=models.ForeignKey(blank=True, help_text='The trusted device this session came through.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='refresh_tokens', to='authdevice.trusteddevice'),
+            model_name="refreshtoken",
+            name="device",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The trusted device this session came through.",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="refresh_tokens",
+                to="authdevice.trusteddevice",
+            ),
         ),
         migrations.AddIndex(
-            model_name='authevent',
-            index=models.Index(condition=models.Q(('state', 'pending')), fields=['user', '-created_at'], name='authdevice_event_pending'),
+            model_name="authevent",
+            index=models.Index(
+                condition=models.Q(("state", "pending")),
+                fields=["user", "-created_at"],
+                name="authdevice_event_pending",
+            ),
         ),
         migrations.AddField(
-            model_name='useddevicemessage',
-            name='device',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='authdevice.trusteddevice'),
+            model_name="useddevicemessage",
+            name="device",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="authdevice.trusteddevice",
+            ),
         ),
         migrations.AddIndex(
-            model_name='trusteddevice',
-            index=models.Index(fields=['user', 'revoked_at'], name='authdevice__user_id_c33138_idx'),
+            model_name="trusteddevice",
+            index=models.Index(
+                fields=["user", "revoked_at"], name="authdevice__user_id_c33138_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='useddevicemessage',
-            constraint=models.UniqueConstraint(fields=('device', 'digest'), name='authdevice_used_message_unique'),
+            model_name="useddevicemessage",
+            constraint=models.UniqueConstraint(
+                fields=("device", "digest"), name="authdevice_used_message_unique"
+            ),
         ),
     ]

@@ -7,65 +7,137 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('authdevice', '0003_trusted_devices'),
+        ("authdevice", "0003_trusted_devices"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='authevent',
-            name='last_polled_at',
+            model_name="authevent",
+            name="last_polled_at",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
         migrations.AddField(
-            model_name='authevent',
-            name='match_attempts',
+            model_name="authevent",
+            name="match_attempts",
             field=models.PositiveSmallIntegerField(default=0, editable=False),
         ),
         migrations.AddField(
-            model_name='authevent',
-            name='match_code_hash',
-            field=models.CharField(blank=True, default='', editable=False, max_length=64),
+            model_name="authevent",
+            name="match_code_hash",
+            field=models.CharField(blank=True, default="", editable=False, max_length=64),
         ),
         migrations.AddField(
-            model_name='authevent',
-            name='poll_interval',
+            model_name="authevent",
+            name="poll_interval",
             field=models.PositiveSmallIntegerField(default=0, editable=False),
         ),
         migrations.AddField(
-            model_name='authevent',
-            name='poll_secret_hash',
-            field=models.CharField(blank=True, default='', editable=False, max_length=64),
+            model_name="authevent",
+            name="poll_secret_hash",
+            field=models.CharField(blank=True, default="", editable=False, max_length=64),
         ),
         migrations.CreateModel(
-            name='DeviceBinding',
+            name="DeviceBinding",
             fields=[
-                ('id', models.BigIntegerField(default=authdevice.models.ids.random_public_int, editable=False, primary_key=True, serialize=False)),
-                ('code_hash', models.CharField(editable=False, max_length=64, unique=True)),
-                ('comparison_hash', models.CharField(blank=True, default='', editable=False, max_length=64)),
-                ('created_at', models.DateTimeField()),
-                ('expires_at', models.DateTimeField()),
-                ('redeemed_at', models.DateTimeField(blank=True, null=True)),
-                ('confirmed_at', models.DateTimeField(blank=True, null=True)),
-                ('cancelled_at', models.DateTimeField(blank=True, null=True)),
-                ('device', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='binding', to='authdevice.trusteddevice')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        default=authdevice.models.ids.random_public_int,
+                        editable=False,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("code_hash", models.CharField(editable=False, max_length=64, unique=True)),
+                (
+                    "comparison_hash",
+                    models.CharField(blank=True, default="", editable=False, max_length=64),
+                ),
+                ("created_at", models.DateTimeField()),
+                ("expires_at", models.DateTimeField()),
+                ("redeemed_at", models.DateTimeField(blank=True, null=True)),
+                ("confirmed_at", models.DateTimeField(blank=True, null=True)),
+                ("cancelled_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "device",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="binding",
+                        to="authdevice.trusteddevice",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='DeviceChallenge',
+            name="DeviceChallenge",
             fields=[
-                ('id', models.BigIntegerField(default=authdevice.models.ids.random_public_int, editable=False, primary_key=True, serialize=False)),
-                ('value', models.CharField(editable=False, max_length=64, unique=True)),
-                ('purpose', models.CharField(choices=[('login', 'Sign in'), ('approve', 'Approve or reject a sign-in'), ('enrol', 'Enrol a device'), ('bind', 'Add a device by QR code')], max_length=10)),
-                ('created_at', models.DateTimeField()),
-                ('expires_at', models.DateTimeField()),
-                ('used_at', models.DateTimeField(blank=True, null=True)),
-                ('device', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='authdevice.trusteddevice')),
-                ('event', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='authdevice.authevent')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        default=authdevice.models.ids.random_public_int,
+                        editable=False,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("value", models.CharField(editable=False, max_length=64, unique=True)),
+                (
+                    "purpose",
+                    models.CharField(
+                        choices=[
+                            ("login", "Sign in"),
+                            ("approve", "Approve or reject a sign-in"),
+                            ("enrol", "Enrol a device"),
+                            ("bind", "Add a device by QR code"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("created_at", models.DateTimeField()),
+                ("expires_at", models.DateTimeField()),
+                ("used_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "device",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="authdevice.trusteddevice",
+                    ),
+                ),
+                (
+                    "event",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="authdevice.authevent",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
     ]
