@@ -248,7 +248,9 @@ def get_event(event_id: object, application: Application) -> AuthEvent:
         raise EventNotFound() from exc
     if not 0 < pk < 2**53:
         raise EventNotFound()
-    row = AuthEvent.objects.with_identity(pk, application.pk, TRUSTED_DEVICE)
+    row = AuthEvent.objects.by_id(
+        pk, with_identity=True, application_id=application.pk, method=TRUSTED_DEVICE
+    )
     if row is None:
         raise EventNotFound()
     row.application = application

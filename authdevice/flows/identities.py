@@ -127,8 +127,8 @@ def find_identity(value: str, kind: str | None = None) -> UserIdentity | None:
 
 
 def primary_identifier(identity: UserIdentity) -> str:
-    row = identity.identifiers.order_by("-is_primary", "created_at").first()
-    return row.value if row is not None else ""
+    """The identifier tokens name the user by: the primary one, else the oldest; "" if none."""
+    return Identifier.objects.primary_value(identity.pk)
 
 
 def create_user(

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -53,6 +53,7 @@ from .events import (
     create_pending_event,
     effective_state,
 )
+from .identities import primary_identifier
 from .tokens import TokenSet, issue_token_set
 
 State = AuthEvent.State
@@ -511,88 +512,10 @@ class PollResult:
     identifier: str | None = None
 
 
-_load_sql: dict[tuple[str, bool], str] = {}
-
-
-def _event_sql(with_identity: bool) -> str:
-    """The SELECT of :func:`_load_event`, built once per database vendor."""
-    from django.contrib.auth import get_user_model
-
-    from ..models import fastsql
-
-    # Only model table/column names are interpolated; values go as parameters.
-    key = (connection.vendor, with_identity)
-    sql = _load_sql.get(key)
-    if sql is None:
-        q = connection.ops.quote_name
-        t = q(AuthEvent._meta.db_table)
-        if with_identity:
-            user_model = get_user_model()
-            ut = q(user_model._meta.db_table)
-            it = q(UserIdentity._meta.db_table)
-            user_pk = q(user_model._meta.pk.column)
-            sql = (
-                f"SELECT {fastsql.columns(AuthEvent)}, {fastsql.columns(user_model)}, "  # noqa: S608
-                f"{fastsql.columns(UserIdentity)} FROM {t} "
-                f"LEFT OUTER JOIN {ut} ON {ut}.{user_pk} = {t}.{q('user_id')} "
-                f"LEFT OUTER JOIN {it} ON {it}.{q('user_id')} = {ut}.{user_pk} "
-                f"WHERE {t}.{q('id')} = %s"
-            )
-        else:
-            sql = f"SELECT {fastsql.columns(AuthEvent)} FROM {t} WHERE {t}.{q('id')} = %s"  # noqa: S608
-        _load_sql[key] = sql
-    return sql
-
-
 def _load_event(pk: int, *, with_identity: bool) -> AuthEvent | None:
     """The event row by id in one hand-written SELECT (the waiters' re-check runs this on
-    every wake-up; the ORM would spend several times the query's cost compiling it). With
-    ``with_identity`` its user and the user's ``UserIdentity`` come attached, as
-    ``select_related("user__authdevice_identity")`` would."""
-    from django.contrib.auth import get_user_model
-
-    from ..models import fastsql
-
-    with connection.cursor() as cursor:
-        cursor.execute(_event_sql(with_identity), [pk])
-        found = cursor.fetchone()
-    if found is None:
-        return None
-    event = fastsql.load(AuthEvent, found)
-    if not with_identity:
-        return event
-    user_model = get_user_model()
-    n_event = len(AuthEvent._meta.concrete_fields)
-    n_user = len(user_model._meta.concrete_fields)
-    user_values = found[n_event : n_event + n_user]
-    if user_values[user_model._meta.concrete_fields.index(user_model._meta.pk)] is not None:
-        user = fastsql.load(user_model, user_values)
-        identity = None
-        if found[n_event + n_user] is not None:
-            identity = fastsql.load(UserIdentity, found[n_event + n_user :])
-            identity.user = user
-        # The reverse one-to-one cache: None reads as "no identity" (DoesNotExist).
-        UserIdentity._meta.get_field("user").remote_field.set_cached_value(user, identity)
-        event.user = user
-    return event
-
-
-def _primary_identifier(identity: UserIdentity) -> str:
-    """``identities.primary_identifier`` (same order: primary first, then oldest) as one
-    hand-written SELECT."""
-    from ..models import Identifier
-
-    q = connection.ops.quote_name
-    # Only model table/column names are interpolated; the id goes as a parameter.
-    sql = (
-        f"SELECT {q('value')} FROM {q(Identifier._meta.db_table)} "  # noqa: S608
-        f"WHERE {q('identity_id')} = %s ORDER BY {q('is_primary')} DESC, {q('created_at')} ASC "
-        "LIMIT 1"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [identity.pk])
-        found = cursor.fetchone()
-    return found[0] if found is not None else ""
+    every wake-up), with its user and identity attached when asked."""
+    return AuthEvent.objects.by_id(pk, with_identity=with_identity)
 
 
 def _requester_event(
@@ -693,7 +616,7 @@ def poll(
 
         if application is not None and event.application_id == application.pk:
             event.application = application  # the caller's, already loaded
-        identifier = _primary_identifier(event.user.authdevice_identity)
+        identifier = primary_identifier(event.user.authdevice_identity)
         tokens = hand_out_tokens(event, identifier=identifier)
         if tokens is not None:
             return PollResult(status, interval, tokens=tokens, event=event, identifier=identifier)

@@ -192,11 +192,7 @@ class AuthorizationCodeManager(models.Manager["AuthorizationCode"]):
             found = cursor.fetchone()
         if found is None:
             return None
-        n_code = len(self.model._meta.concrete_fields)
-        n_ident = len(UserIdentity._meta.concrete_fields)
-        row = fastsql.load(self.model, found)
-        identity = fastsql.load(UserIdentity, found[n_code:])
-        identifier = fastsql.load(Identifier, found[n_code + n_ident :])
+        row, identity, identifier = fastsql.load_joined(found, self.model, UserIdentity, Identifier)
         identifier.identity = identity
         row.identity = identity
         row.identifier = identifier

@@ -55,8 +55,7 @@ def identity_with_user(client_user_id: str, public_id: uuid.UUID | None) -> User
         (rows[0], identities[0]),
     )
     user = fastsql.load(user_model, row[len(UserIdentity._meta.concrete_fields) :])
-    identity.user = user
-    UserIdentity._meta.get_field("user").remote_field.set_cached_value(user, identity)
+    fastsql.attach_user(identity, user)
     return identity
 
 
@@ -153,18 +152,11 @@ class TrustedDeviceQuerySet(models.QuerySet["TrustedDevice"]):
             )
 
         sql = fastsql.cached_sql(("for_sign_in", user_model), build)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [fingerprint, True])
-            found = cursor.fetchone()
+        found = fastsql.fetch_one(sql, [fingerprint, True])
         if found is None:
             return None
-        n_device = len(self.model._meta.concrete_fields)
-        n_identity = len(UserIdentity._meta.concrete_fields)
-        device = fastsql.load(self.model, found)
-        identity = fastsql.load(UserIdentity, found[n_device:])
-        user = fastsql.load(user_model, found[n_device + n_identity :])
-        identity.user = user
-        UserIdentity._meta.get_field("user").remote_field.set_cached_value(user, identity)
+        device, identity, user = fastsql.load_joined(found, self.model, UserIdentity, user_model)
+        fastsql.attach_user(identity, user)
         return device, identity, found[-1] or ""
 
     def touch(self, pk: int, when: datetime, stale_before: datetime) -> None:

@@ -79,53 +79,56 @@ class AuthEventManager(models.Manager["AuthEvent"]):
             found = cursor.fetchone()
         return None if found is None else fastsql.load(self.model, found)
 
-    def with_identity(self, pk: int, application_id: int, method: str) -> AuthEvent | None:
-        """The event (of this application and method) with its user and the user's
-        ``UserIdentity`` attached, as ``select_related("user__authdevice_identity")``
-        would, in one hand-written SELECT."""
-        connection = connections[DEFAULT_DB_ALIAS]
+    def by_id(
+        self,
+        pk: int,
+        *,
+        with_identity: bool = False,
+        application_id: int | None = None,
+        method: str | None = None,
+    ) -> AuthEvent | None:
+        """The event by id in one hand-written SELECT (optionally only of this application
+        and method). With ``with_identity`` its user and the user's ``UserIdentity`` come
+        attached, as ``select_related("user__authdevice_identity")`` would."""
         from django.contrib.auth import get_user_model
 
         from .identities import UserIdentity
 
+        connection = connections[DEFAULT_DB_ALIAS]
         user_model = get_user_model()
+        scoped = application_id is not None
 
         def build() -> str:
             q = connection.ops.quote_name
             t = q(self.model._meta.db_table)
-            ut = q(user_model._meta.db_table)
-            it = q(UserIdentity._meta.db_table)
-            user_pk = q(user_model._meta.pk.column)
-            return (
-                f"SELECT {fastsql.columns(self.model)}, {fastsql.columns(user_model)}, "
-                f"{fastsql.columns(UserIdentity)} FROM {t} "
-                f"LEFT OUTER JOIN {ut} ON {ut}.{user_pk} = {t}.{q('user_id')} "
-                f"LEFT OUTER JOIN {it} ON {it}.{q('user_id')} = {ut}.{user_pk} "
-                f"WHERE {t}.{q('id')} = %s AND {t}.{q('application_id')} = %s "
-                f"AND {t}.{q('method')} = %s"
-            )
+            sql = f"SELECT {fastsql.columns(self.model)}"
+            if with_identity:
+                ut = q(user_model._meta.db_table)
+                it = q(UserIdentity._meta.db_table)
+                user_pk = q(user_model._meta.pk.column)
+                sql += (
+                    f", {fastsql.columns(user_model)}, {fastsql.columns(UserIdentity)} FROM {t} "
+                    f"LEFT OUTER JOIN {ut} ON {ut}.{user_pk} = {t}.{q('user_id')} "
+                    f"LEFT OUTER JOIN {it} ON {it}.{q('user_id')} = {ut}.{user_pk}"
+                )
+            else:
+                sql += f" FROM {t}"
+            sql += f" WHERE {t}.{q('id')} = %s"
+            if scoped:
+                sql += f" AND {t}.{q('application_id')} = %s AND {t}.{q('method')} = %s"
+            return sql
 
-        sql = fastsql.cached_sql(("with_identity", user_model), build)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [pk, application_id, method])
-            found = cursor.fetchone()
+        sql = fastsql.cached_sql(("event_by_id", user_model, with_identity, scoped), build)
+        params: list[object] = [pk] + ([application_id, method] if scoped else [])
+        found = fastsql.fetch_one(sql, params)
         if found is None:
             return None
-        n_event = len(self.model._meta.concrete_fields)
-        n_user = len(user_model._meta.concrete_fields)
-        event = fastsql.load(self.model, found)
-        user_values = found[n_event : n_event + n_user]
-        user = None
-        if user_values[user_model._meta.concrete_fields.index(user_model._meta.pk)] is not None:
-            user = fastsql.load(user_model, user_values)
-            identity_values = found[n_event + n_user :]
-            identity = None
-            if identity_values[0] is not None:
-                identity = fastsql.load(UserIdentity, identity_values)
-                identity.user = user
-            # The reverse one-to-one cache: None reads as "no identity" (DoesNotExist).
-            UserIdentity._meta.get_field("user").remote_field.set_cached_value(user, identity)
-        event.user = user
+        if not with_identity:
+            return fastsql.load(self.model, found)
+        event, user, identity = fastsql.load_joined(found, self.model, user_model, UserIdentity)
+        if user is not None:
+            fastsql.attach_user(identity, user)
+            event.user = user
         return event
 
 

@@ -43,6 +43,38 @@ def cached_sql(key: tuple[object, ...], build: Callable[[], str]) -> str:
     return sql
 
 
+def fetch_one(sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+    """Run a hand-written SELECT on the default connection; its first row or None."""
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+def load_joined(row: Sequence[Any], *models_: type[models.Model]) -> list[Any]:
+    """Instances of ``models_`` from one row that selected their :func:`columns` one after
+    another; None for a model whose primary key came back NULL (a LEFT JOIN that found
+    nothing)."""
+    found: list[Any] = []
+    offset = 0
+    for model in models_:
+        fields = model._meta.concrete_fields
+        values = row[offset : offset + len(fields)]
+        pk_index = fields.index(model._meta.pk)
+        found.append(None if values[pk_index] is None else load(model, values))
+        offset += len(fields)
+    return found
+
+
+def attach_user(identity: Any, user: Any) -> None:
+    """Link a loaded ``UserIdentity`` and its user both ways, as ``select_related`` would
+    (``identity`` None: the user has none, and reading it raises DoesNotExist)."""
+    from .identities import UserIdentity
+
+    if identity is not None:
+        identity.user = user
+    UserIdentity._meta.get_field("user").remote_field.set_cached_value(user, identity)
+
+
 def is_active_sql(user_model: type[models.Model], table_ref: str) -> str:
     """SQL for the user's ``is_active`` flag: its column, or ``1`` for a custom user model
     that keeps ``AbstractBaseUser``'s constant ``is_active = True`` and has no column."""
