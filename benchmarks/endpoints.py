@@ -144,8 +144,9 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint(
         key="f",
         name="code verify",
-        description="check a code (HMAC, constant time) under the challenge's lock, mark it "
-        "verified, audit row, issue a token set; a known user",
+        description="read the challenge and its user in one query, check the code (HMAC, "
+        "constant time), sign the tokens, then one transaction: consume it (conditional "
+        "UPDATE), audit row, refresh token; a known user",
         method="POST",
         path="/api/v1/auth/code/verify",
         headers=API,
@@ -159,8 +160,8 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint(
         key="g",
         name="get_identity",
-        description="redeem a PKCE authorization code: lock the code row, S256 check, issue "
-        "a token set, mark the code redeemed, one transaction",
+        description="redeem a PKCE authorization code: read it, S256 check, sign the tokens, "
+        "then one transaction: mark it redeemed (conditional UPDATE), refresh token",
         method="POST",
         path="/api/v0/verify/get_identity?oauth_token=true",
         headers=API,
