@@ -123,6 +123,20 @@ def resolves_to(user_id: str, identity: UserIdentity) -> bool:
     return False
 
 
+def list_devices(user: Any, *, include_unconfirmed: bool = False) -> list[TrustedDevice]:
+    """The user's devices that are not revoked, newest first; with ``include_unconfirmed``
+    also those whose QR binding the initiating device has not confirmed yet."""
+    rows = TrustedDevice.objects.filter(user=user, revoked_at__isnull=True)
+    if not include_unconfirmed:
+        rows = rows.filter(confirmed=True)
+    return list(rows.order_by("-created_at"))
+
+
+def active_device_of(user: Any, pk: int) -> TrustedDevice | None:
+    """The user's active device with this id, or None (another user's id reads as none)."""
+    return TrustedDevice.objects.active().filter(pk=pk, user=user).first()
+
+
 def parse_key(public_key: object, algorithm: object = None) -> devicekeys.DeviceKey:
     try:
         return devicekeys.parse_public_key(public_key, algorithm)

@@ -663,6 +663,11 @@ def comparison_code(binding: DeviceBinding, fingerprint: str) -> str:
     return f"{int.from_bytes(digest[:8], 'big') % 1_000_000:06d}"
 
 
+def binding_of(user: Any, pk: int) -> DeviceBinding | None:
+    """The user's binding with this id (its new device attached), or None."""
+    return DeviceBinding.objects.select_related("device").filter(pk=pk, user=user).first()
+
+
 def preview_binding(code: object) -> DeviceBinding | None:
     if not isinstance(code, str) or not 20 <= len(code) <= 64:
         return None

@@ -54,6 +54,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from ..api.waiting import clamp_wait, sse_response, wait_until_decided
 from ..asgi import ServerAwareView
 from ..conf import app_settings
+from ..flows import devices as device_flows
 from ..flows import native
 from ..flows.codes import mask_identifier
 from ..flows.devices import remove_device, rename_device
@@ -233,10 +234,6 @@ def _own_device(request: HttpRequest, handle: object) -> TrustedDevice | JsonRes
             "device_not_trusted", _("This browser is not a trusted device any more."), 401
         )
     return device
-
-
-def _active_devices(user: Any) -> list[TrustedDevice]:
-    return list(TrustedDevice.objects.active().filter(user=user).order_by("-created_at"))
 
 
 def _challenge_json(challenge: Any, **extra: Any) -> JsonResponse:
@@ -530,7 +527,7 @@ class RenameForm(forms.Form):
 
 
 def _manage_context(request: HttpRequest, identity: UserIdentity) -> dict[str, Any]:
-    devices = _active_devices(request.user)
+    devices = device_flows.list_devices(request.user)
     return {
         "devices": devices,
         "fingerprints": " ".join(d.fingerprint for d in devices),
@@ -601,10 +598,6 @@ def enrol(request: HttpRequest) -> HttpResponseBase:
     return _json({"handle": device.fingerprint, "name": device.name, "redirect": redirect})
 
 
-def _device_or_404(request: HttpRequest, pk: int) -> TrustedDevice | None:
-    return TrustedDevice.objects.active().filter(pk=pk, user=request.user).first()
-
-
 def _not_found(request: HttpRequest) -> HttpResponse:
     return _page(request, "not_found.html", {}, status=404)
 
@@ -614,7 +607,7 @@ def _not_found(request: HttpRequest) -> HttpResponse:
 @require_POST
 @signed_in_page
 def rename(request: HttpRequest, pk: int) -> HttpResponseBase:
-    device = _device_or_404(request, pk)
+    device = device_flows.active_device_of(request.user, pk)
     if device is None:
         return _not_found(request)
     form = RenameForm(request.POST)
@@ -637,7 +630,7 @@ def rename(request: HttpRequest, pk: int) -> HttpResponseBase:
 @signed_in_page
 def remove(request: HttpRequest, pk: int) -> HttpResponseBase:
     """GET asks "are you sure?"; the POST removes (flows.devices.remove_device)."""
-    device = _device_or_404(request, pk)
+    device = device_flows.active_device_of(request.user, pk)
     if device is None:
         return _not_found(request)
     if request.method != "POST":
@@ -684,7 +677,7 @@ def approvals(request: HttpRequest) -> HttpResponseBase:
     """Sign-in requests waiting for this person's approval, with what the server saw
     (never the number: it exists only on the requesting screen)."""
     identity = identity_for_user(request.user)
-    devices = _active_devices(request.user)
+    devices = device_flows.list_devices(request.user)
     context = {
         "requests": _request_rows(native.pending_for(identity)),
         "fingerprints": " ".join(d.fingerprint for d in devices),
@@ -782,10 +775,6 @@ def approval_decide(request: HttpRequest) -> HttpResponseBase:
 # -- adding a device by QR code -----------------------------------------------------------
 
 
-def _binding_or_none(request: HttpRequest, pk: int) -> DeviceBinding | None:
-    return DeviceBinding.objects.select_related("device").filter(pk=pk, user=request.user).first()
-
-
 def binding_state(binding: DeviceBinding) -> str:
     now = timezone.now()
     if binding.confirmed_at is not None:
@@ -854,7 +843,7 @@ def binding_start(request: HttpRequest) -> HttpResponseBase:
 def binding(request: HttpRequest, pk: int) -> HttpResponseBase:
     """The initiating side: waiting, or compare the code shown on the new device and
     confirm or cancel (D04)."""
-    row = _binding_or_none(request, pk)
+    row = native.binding_of(request.user, pk)
     if row is None:
         return _not_found(request)
     state = binding_state(row)
@@ -869,7 +858,7 @@ def binding(request: HttpRequest, pk: int) -> HttpResponseBase:
 @require_safe
 @signed_in_json
 def binding_status(request: HttpRequest, pk: int) -> HttpResponseBase:
-    row = _binding_or_none(request, pk)
+    row = native.binding_of(request.user, pk)
     if row is None:
         return _json_error("not_found", _("Not found."), 404)
     return _json({"state": binding_state(row)})
@@ -880,7 +869,7 @@ def binding_status(request: HttpRequest, pk: int) -> HttpResponseBase:
 @require_POST
 @signed_in_page
 def binding_confirm(request: HttpRequest, pk: int) -> HttpResponseBase:
-    row = _binding_or_none(request, pk)
+    row = native.binding_of(request.user, pk)
     if row is None:
         return _not_found(request)
     try:
@@ -905,7 +894,7 @@ def binding_confirm(request: HttpRequest, pk: int) -> HttpResponseBase:
 @require_POST
 @signed_in_page
 def binding_cancel(request: HttpRequest, pk: int) -> HttpResponseBase:
-    row = _binding_or_none(request, pk)
+    row = native.binding_of(request.user, pk)
     if row is None:
         return _not_found(request)
     try:

@@ -38,6 +38,7 @@ from rest_framework.response import Response
 
 from ...asgi import ServerAwareView
 from ...conf import app_settings
+from ...flows import devices as device_flows
 from ...flows import native
 from ...flows.applications import get_application
 from ...flows.devices import DeviceNotTrusted, remove_device
@@ -356,9 +357,7 @@ class DeviceListView(UserAPIView):
     )
     def get(self, request: Request) -> Response:
         self.get_application(request)
-        devices = TrustedDevice.objects.filter(user=request.user, revoked_at__isnull=True).order_by(
-            "-created_at"
-        )
+        devices = device_flows.list_devices(request.user, include_unconfirmed=True)
         return no_store(Response({"devices": [device_body(d) for d in devices]}))
 
 
@@ -738,14 +737,8 @@ class BindingView(UserAPIView):
         responses={200: BindingStatusOut, **error_responses(400, 401)},
     )
     def get(self, request: Request, binding_id: str) -> Response:
-        from ...models import DeviceBinding
-
         self.get_application(request)
-        binding = (
-            DeviceBinding.objects.select_related("device")
-            .filter(pk=_binding_pk(binding_id), user=request.user)
-            .first()
-        )
+        binding = native.binding_of(request.user, _binding_pk(binding_id))
         if binding is None:
             raise native.BindingInvalid()
         body = {
