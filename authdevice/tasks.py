@@ -15,7 +15,6 @@ from celery.app.trace import build_tracer
 from celery.exceptions import Retry
 from celery.result import AsyncResult, EagerResult
 from celery.utils.nodenames import anon_nodename, gethostname
-from django.db import connections, router
 from django.db.models import F
 from django.utils import timezone
 from kombu.utils.uuid import uuid
@@ -25,7 +24,7 @@ from .conf import app_settings
 from .crypto.seal import SealError, unseal
 from .flows import keys as key_flows
 from .flows import maintenance
-from .models import Application, Challenge
+from .models import Challenge
 
 logger = logging.getLogger("authdevice.tasks")
 
@@ -232,34 +231,8 @@ class SendChallengeTask(Task):  # type: ignore[misc]
 
 
 def _claim(challenge_id: int, version: int) -> tuple[str, str, str | None] | None:
-    """Claim the send of ``version`` (a conditional UPDATE: of duplicate deliveries exactly
-    one wins) and return the challenge's channel, identifier and application name; None
-    if it is not pending, expired, replaced by a resend or already sent. Hand-written SQL:
-    the ORM compiles of these two statements cost far more than running them."""
-    connection = connections[router.db_for_write(Challenge) or "default"]
-    q = connection.ops.quote_name
-    table = q(Challenge._meta.db_table)
-    # Identifiers from the models, values as parameters.
-    claim = (
-        f"UPDATE {table} SET {q('sent_version')} = %s WHERE {q('id')} = %s "  # noqa: S608
-        f"AND {q('version')} = %s AND {q('sent_version')} < %s AND {q('state')} = %s "
-        f"AND {q('expires_at')} > %s"
-    )
-    apps = q(Application._meta.db_table)
-    read = (
-        f"SELECT c.{q('channel')}, c.{q('identifier')}, a.{q('name')} FROM {table} c "  # noqa: S608
-        f"LEFT JOIN {apps} a ON a.{q('id')} = c.{q('application_id')} WHERE c.{q('id')} = %s"
-    )
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    with connection.cursor() as cursor:
-        cursor.execute(
-            claim, [version, challenge_id, version, version, Challenge.State.PENDING.value, now]
-        )
-        if cursor.rowcount != 1:
-            return None
-        cursor.execute(read, [challenge_id])
-        row = cursor.fetchone()
-    return None if row is None else (row[0], row[1], row[2])
+    """Claim the send of ``version``: see ``Challenge.objects.claim_send``."""
+    return Challenge.objects.claim_send(challenge_id, version, timezone.now())
 
 
 @shared_task(

@@ -334,7 +334,6 @@ def hand_out_tokens(event: AuthEvent, *, identifier: str | None = None) -> Token
     As in the refresh grant, the tokens are signed before the write transaction, which
     holds only the claim (a conditional UPDATE: of concurrent polls exactly one wins) and
     the refresh-token INSERT. A losing poll's token set is dropped unsent."""
-    from django.db import connection
 
     from .tokens import _persist, _prepare_token_set
 
@@ -359,25 +358,9 @@ def hand_out_tokens(event: AuthEvent, *, identifier: str | None = None) -> Token
         device=device,
         parent=None,
     )
-    q = connection.ops.quote_name
-    # Only model table/column names are interpolated; values go as parameters.
-    sql = (
-        f"UPDATE {q(AuthEvent._meta.db_table)} SET {q('tokens_handed_out_at')} = %s, "  # noqa: S608
-        f"{q('token_family')} = %s WHERE {q('id')} = %s AND {q('state')} = %s "
-        f"AND {q('tokens_handed_out_at')} IS NULL AND {q('expires_at')} IS NOT NULL"
-    )
-    family_field = AuthEvent._meta.get_field("token_family")
-    params = [
-        connection.ops.adapt_datetimefield_value(timezone.now()),
-        family_field.get_db_prep_value(tokens.family, connection),
-        event.pk,
-        State.APPROVED,
-    ]
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            claimed = cursor.rowcount == 1
-        if not claimed:
+        # Of concurrent polls exactly one claims the tokens; the others drop theirs.
+        if not AuthEvent.objects.claim_tokens(event.pk, tokens.family, timezone.now()):
             return None
         _persist(row, tokens)
     return tokens

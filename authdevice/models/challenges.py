@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, models
+from django.db import connection, connections, models, router
 from django.utils.translation import gettext_lazy as _
 
 from . import fastsql
@@ -55,6 +55,45 @@ class ChallengeManager(models.Manager["Challenge"]):
         sign_in = load_sign_in(layout, found, len(self.model._meta.concrete_fields))
         challenge.sign_in = sign_in  # type: ignore[attr-defined]
         return challenge
+
+    def claim_send(
+        self, pk: int, version: int, when: datetime
+    ) -> tuple[str, str, str | None] | None:
+        """Claim the send of code ``version`` (a conditional UPDATE: of duplicate deliveries
+        exactly one wins) and return the challenge's channel, identifier and application
+        name; None if it is not pending, expired, replaced by a resend or already sent."""
+        from .applications import Application
+
+        connection = connections[router.db_for_write(self.model) or "default"]
+        q = connection.ops.quote_name
+        table = q(self.model._meta.db_table)
+        claim = fastsql.cached_sql(
+            ("claim_send",),
+            lambda: (
+                f"UPDATE {table} SET {q('sent_version')} = %s WHERE {q('id')} = %s "
+                f"AND {q('version')} = %s AND {q('sent_version')} < %s AND {q('state')} = %s "
+                f"AND {q('expires_at')} > %s"
+            ),
+        )
+        apps = q(Application._meta.db_table)
+        read = fastsql.cached_sql(
+            ("claimed_send",),
+            lambda: (
+                f"SELECT c.{q('channel')}, c.{q('identifier')}, a.{q('name')} FROM {table} c "
+                f"LEFT JOIN {apps} a ON a.{q('id')} = c.{q('application_id')} "
+                f"WHERE c.{q('id')} = %s"
+            ),
+        )
+        at = connection.ops.adapt_datetimefield_value(when)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                claim, [version, pk, version, version, Challenge.State.PENDING.value, at]
+            )
+            if cursor.rowcount != 1:
+                return None
+            cursor.execute(read, [pk])
+            row = cursor.fetchone()
+        return None if row is None else (row[0], row[1], row[2])
 
     def consume(self, pk: int, version: int, identity_id: int, when: datetime) -> bool:
         """Mark the challenge verified if it is still pending with the code that was

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from django.conf import settings
@@ -78,6 +79,30 @@ class AuthEventManager(models.Manager["AuthEvent"]):
             cursor.execute(sql, params)
             found = cursor.fetchone()
         return None if found is None else fastsql.load(self.model, found)
+
+    def claim_tokens(self, pk: int, family: uuid.UUID, when: datetime) -> bool:
+        """Record that the approved event's tokens were handed out (with their family), if
+        nobody did yet: of concurrent polls exactly one gets True."""
+        connection = connections[DEFAULT_DB_ALIAS]
+
+        def build() -> str:
+            q = connection.ops.quote_name
+            return (
+                f"UPDATE {q(self.model._meta.db_table)} SET {q('tokens_handed_out_at')} = %s, "
+                f"{q('token_family')} = %s WHERE {q('id')} = %s AND {q('state')} = %s "
+                f"AND {q('tokens_handed_out_at')} IS NULL AND {q('expires_at')} IS NOT NULL"
+            )
+
+        family_field = self.model._meta.get_field("token_family")
+        params = [
+            connection.ops.adapt_datetimefield_value(when),
+            family_field.get_db_prep_value(family, connection),
+            pk,
+            AuthEvent.State.APPROVED.value,
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(fastsql.cached_sql(("claim_tokens",), build), params)
+            return cursor.rowcount == 1
 
     def by_id(
         self,
