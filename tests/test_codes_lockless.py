@@ -15,6 +15,7 @@ from authdevice.api.v1.codes import _plain_verify_input
 from authdevice.api.v1.serializers import CodeVerifySerializer
 from authdevice.flows import codes
 from authdevice.models import Challenge
+from tests.concurrency import hammer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -125,10 +126,9 @@ def test_anything_else_goes_to_the_serializer(body):
 
 @pytest.mark.postgres
 def test_concurrent_right_codes_have_one_winner():
-    import threading
     from collections import Counter
 
-    from django.db import connection, connections
+    from django.db import connection
 
     from authdevice.models import Application, AuthEvent, RefreshToken
 
@@ -141,35 +141,18 @@ def test_concurrent_right_codes_have_one_winner():
     )  # a known user from here on: the lean path
     started = codes.start_challenge(identifier="a@example.com", application=application)
     code = sent_code()
-    barrier = threading.Barrier(10)
-    outcomes: list[str] = []
-    lock = threading.Lock()
 
-    def attempt() -> None:
-        try:
-            barrier.wait()
-            codes.verify_code(
-                challenge_id=started.challenge.pk,
-                binding=started.binding,
-                code=code,
-                application=application,
-                issue_tokens=True,
-            )
-            result = "signed in"
-        except codes.InvalidCode:
-            result = "invalid"
-        except Exception as exc:
-            result = repr(exc)
-        finally:
-            connections.close_all()
-        with lock:
-            outcomes.append(result)
+    def attempt() -> str:
+        codes.verify_code(
+            challenge_id=started.challenge.pk,
+            binding=started.binding,
+            code=code,
+            application=application,
+            issue_tokens=True,
+        )
+        return "signed in"
 
-    threads = [threading.Thread(target=attempt) for _ in range(10)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    outcomes = ["invalid" if isinstance(r, codes.InvalidCode) else r for r in hammer(attempt, 10)]
     assert Counter(outcomes) == {"signed in": 1, "invalid": 9}, outcomes
     assert RefreshToken.objects.count() == 1
     assert AuthEvent.objects.filter(event="LOGIN").count() == 2

@@ -5,18 +5,18 @@ Run: AUTHDEVICE_TEST_DB=postgres .venv/bin/python -m pytest -m postgres <this fi
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from rest_framework.test import APIClient
 
 from authdevice.flows import devices as device_flows
 from authdevice.flows import events as event_flows
 from authdevice.models import AuthEvent, RefreshToken, TrustedDevice
+from tests.concurrency import race
 from tests.devicekit import Phone, now_ts
 from tests.test_v0_events import login_body, qr_body, respond_body
 from tests.test_v0_users import headers
@@ -31,28 +31,6 @@ def _require_postgres(settings):
     settings.AUTHDEVICE_MAX_OUTSTANDING_EVENTS = 1000
     settings.AUTHDEVICE_MAX_REQUESTS_SINCE_SUCCESS = 1000
     settings.AUTHDEVICE_NOTIFY_DEVICE_CHANGES = False
-
-
-def race(*calls: Callable[[], Any]) -> list[Any]:
-    """Run each call in its own thread, released together by a barrier; results in order."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def worker(i: int, call: Callable[[], Any]) -> None:
-        try:
-            barrier.wait()
-            results[i] = call()
-        except Exception as exc:
-            results[i] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return results
 
 
 def http_post(app: Any, url: str, body: dict[str, Any]) -> Callable[[], tuple[int, Any]]:

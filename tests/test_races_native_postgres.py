@@ -9,25 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
 from django.core.cache import cache
-from django.db import connection, connections
+from django.db import connection
 from django.test import Client
 
 from authdevice.flows import native
 from authdevice.models import AuthEvent, RefreshToken, TrustedDevice
+from tests.concurrency import race
 from tests.devicekit import Browser
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 ROUNDS = 40
-JOIN_TIMEOUT = 60
 
 
 @pytest.fixture(autouse=True)
@@ -38,29 +36,6 @@ def _require_postgres(settings):
     settings.AUTHDEVICE_MAX_REQUESTS_SINCE_SUCCESS = 10_000
     settings.AUTHDEVICE_NOTIFY_DEVICE_CHANGES = False
     cache.clear()
-
-
-def race(*calls: Callable[[], Any]) -> list[Any]:
-    """Run the calls in threads released together by a barrier; their results in order."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def worker(index: int, call: Callable[[], Any]) -> None:
-        try:
-            barrier.wait(timeout=JOIN_TIMEOUT)
-            results[index] = call()
-        except Exception as exc:
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(JOIN_TIMEOUT)
-    assert not any(thread.is_alive() for thread in threads)
-    return results
 
 
 def origin() -> str:

@@ -4,16 +4,16 @@ Run in the PostgreSQL pass of `make test` (AUTHDEVICE_TEST_DB=postgres)."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from authdevice.flows import tokens as token_flows
 from authdevice.flows.errors import FlowError, InvalidGrant
 from authdevice.flows.keys import keyring, rotate_signing_key
 from authdevice.models import RefreshToken, SigningKey
+from tests.concurrency import hammer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -22,30 +22,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 def _require_postgres():
     if connection.vendor != "postgresql":
         pytest.fail("race tests must run on PostgreSQL (AUTHDEVICE_TEST_DB=postgres)")
-
-
-def hammer(fn, n):
-    barrier = threading.Barrier(n)
-    outcomes: list[object] = []
-    lock = threading.Lock()
-
-    def worker():
-        try:
-            barrier.wait()
-            result = fn()
-        except Exception as exc:
-            result = exc
-        finally:
-            connections.close_all()
-        with lock:
-            outcomes.append(result)
-
-    threads = [threading.Thread(target=worker) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return outcomes
 
 
 def test_concurrent_refreshes_yield_at_most_one_child(token_set, application):
