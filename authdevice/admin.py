@@ -280,7 +280,7 @@ class RefreshTokenAdmin(admin.ModelAdmin):
     )
     def revoke_family(self, request: HttpRequest, queryset: QuerySet[RefreshToken]) -> None:
         families = list(queryset.values_list("family", flat=True).distinct())
-        count = token_flows._revoke_families(families, "staff")
+        count = token_flows.revoke_families(families, "staff")
         self.message_user(request, _("Revoked %(n)d token(s).") % {"n": count})
 
 

@@ -41,7 +41,7 @@ from . import identities, ratelimit
 from .audit import prepare_event, save_event
 from .errors import FlowError, InvalidIdentifier
 from .identities import add_identifier, guess_kind, normalise_identifier
-from .tokens import TokenSet, _persist, _prepare_token_set, issue_token_set
+from .tokens import TokenSet, issue_token_set, persist_token_set, prepare_token_set
 
 CODE_DIGITS = 6
 _METHODS = frozenset(Challenge.Method.values)
@@ -387,15 +387,11 @@ def _complete(
             raise AccountDisabled()
         audit_row = _login_event(challenge, row.identity.user, application, auth_method, request)
         if issue_tokens is not None:
-            prepared = _prepare_token_set(
+            prepared = prepare_token_set(
                 identity=row.identity,
                 application=issue_tokens,
                 auth_method=auth_method,
                 identifier=row.value,
-                auth_time=None,
-                scope="access",
-                device=None,
-                parent=None,
             )
     created = False
     tokens: TokenSet | None = None
@@ -422,7 +418,7 @@ def _complete(
             audit_row or _login_event(challenge, user, application, auth_method, request, True)
         )
         if prepared is not None:
-            tokens = _persist(*prepared)
+            tokens = persist_token_set(*prepared)
         elif issue_tokens is not None:
             tokens = issue_token_set(
                 identity=identity,

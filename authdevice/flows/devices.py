@@ -31,7 +31,7 @@ from ..models import (
 from ..models.devices import identity_with_user
 from .audit import record_event
 from .errors import FlowError
-from .tokens import TokenSet, _persist, _prepare_token_set, _revoke_families
+from .tokens import TokenSet, persist_token_set, prepare_token_set, revoke_families
 
 #: ``last_used_at`` is display information: written at most this often per device.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -258,7 +258,7 @@ def remove_device(
             .distinct()
         )
         if families:
-            _revoke_families(families, "device_removed")
+            revoke_families(families, "device_removed")
         record_event(
             event=AuthEvent.Kind.DEVICE_REMOVED,
             state=AuthEvent.State.APPROVED,
@@ -385,15 +385,12 @@ def sign_in_with_device(
         approving_device=device,
         requesting_device=device,
     )
-    refresh_row, tokens = _prepare_token_set(
+    refresh_row, tokens = prepare_token_set(
         identity=identity,
         application=application,
         auth_method=TRUSTED_DEVICE,
         identifier=identifier,
-        auth_time=None,
-        scope="access",
         device=device,
-        parent=None,
     )
     # The tokens go out with this response: the event says so from its INSERT on.
     row.tokens_handed_out_at = refresh_row.created_at
@@ -402,7 +399,7 @@ def sign_in_with_device(
     with transaction.atomic():
         burn_message(device, encoded)
         insert_event_row(row, prepared)
-        _persist(refresh_row, tokens)
+        persist_token_set(refresh_row, tokens)
     note_device_use(device)
     return DeviceSignIn(event=row, device=device, tokens=tokens)
 

@@ -335,7 +335,7 @@ def hand_out_tokens(event: AuthEvent, *, identifier: str | None = None) -> Token
     holds only the claim (a conditional UPDATE: of concurrent polls exactly one wins) and
     the refresh-token INSERT. A losing poll's token set is dropped unsent."""
 
-    from .tokens import _persist, _prepare_token_set
+    from .tokens import persist_token_set, prepare_token_set
 
     if (
         event.state != State.APPROVED
@@ -348,21 +348,18 @@ def hand_out_tokens(event: AuthEvent, *, identifier: str | None = None) -> Token
     device = None
     if event.approving_device_id is not None:
         device = TrustedDevice(pk=event.approving_device_id, user_id=event.user_id)
-    row, tokens = _prepare_token_set(
+    row, tokens = prepare_token_set(
         identity=identity,
         application=event.application,
         auth_method=TRUSTED_DEVICE,
         identifier=identifier,
-        auth_time=None,
-        scope="access",
         device=device,
-        parent=None,
     )
     with transaction.atomic():
         # Of concurrent polls exactly one claims the tokens; the others drop theirs.
         if not AuthEvent.objects.claim_tokens(event.pk, tokens.family, timezone.now()):
             return None
-        _persist(row, tokens)
+        persist_token_set(row, tokens)
     return tokens
 
 

@@ -23,7 +23,7 @@ from ..crypto.secrets import constant_time_equals, random_token, sha256_hex
 from ..models import Application, AuthEvent, AuthorizationCode, Identifier, UserIdentity
 from .audit import record_event
 from .errors import FlowError
-from .tokens import TokenSet, _persist, _prepare_token_set, _revoke_families
+from .tokens import TokenSet, persist_token_set, prepare_token_set, revoke_families
 
 CODE_CHALLENGE_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 MAX_VERIFIER_LENGTH = 256
@@ -126,19 +126,15 @@ def redeem_authorization_code(
         ):
             raise InvalidAuthorizationCode()
         row.application = application
-        refresh, tokens = _prepare_token_set(
+        refresh, tokens = prepare_token_set(
             identity=row.identity,
             application=application,
             auth_method=row.auth_method,
             identifier=row.identifier.value,
-            auth_time=None,
-            scope="access",
-            device=None,
-            parent=None,
         )
         with transaction.atomic():
             if AuthorizationCode.objects.redeem(row.pk, now, tokens.family):
-                _persist(refresh, tokens)
+                persist_token_set(refresh, tokens)
                 row.redeemed_at, row.token_family = now, tokens.family
                 return Redeemed(
                     identity=row.identity,
@@ -154,7 +150,7 @@ def redeem_authorization_code(
     # Replay: revoke what the first redemption issued, then refuse.
     with transaction.atomic():
         if row.token_family is not None:
-            _revoke_families([row.token_family], "code_replay")
+            revoke_families([row.token_family], "code_replay")
         record_event(
             event=AuthEvent.Kind.TOKENS_REVOKED,
             state=AuthEvent.State.REJECTED,

@@ -198,6 +198,36 @@ def _persist(row: RefreshToken, tokens: TokenSet) -> TokenSet:
     return tokens
 
 
+def prepare_token_set(
+    *,
+    identity: UserIdentity,
+    application: Application,
+    auth_method: str,
+    identifier: str | None = None,
+    device: Any = None,
+    scope: str = "access",
+) -> tuple[RefreshToken, TokenSet]:
+    """Sign a new sign-in's token set and build its refresh-token row without touching the
+    database: callers do this before their write transaction and
+    :func:`persist_token_set` inside it, so the lock is held for the INSERT alone."""
+    return _prepare_token_set(
+        identity=identity,
+        application=application,
+        auth_method=auth_method,
+        identifier=identifier,
+        auth_time=None,
+        scope=scope,
+        device=device,
+        parent=None,
+    )
+
+
+def persist_token_set(row: RefreshToken, tokens: TokenSet) -> TokenSet:
+    """INSERT the refresh-token row of :func:`prepare_token_set` (inside the caller's
+    transaction) and announce the token set."""
+    return _persist(row, tokens)
+
+
 def issue_token_set(
     *,
     identity: UserIdentity,
@@ -234,7 +264,7 @@ def _parse_refresh_token(raw: object) -> tuple[int, str] | None:
     return int(pk), secret
 
 
-def _revoke_families(families: list[uuid.UUID], reason: str) -> int:
+def revoke_families(families: list[uuid.UUID], reason: str) -> int:
     count = RefreshToken.objects.filter(family__in=families, revoked_at__isnull=True).update(
         revoked_at=timezone.now(), revoke_reason=reason[:40]
     )
@@ -288,7 +318,7 @@ def refresh_token_set(
             if RefreshToken.objects.spend(row.pk, now):
                 return _persist(child, tokens)
     with transaction.atomic():
-        _revoke_families([row.family], "reuse")
+        revoke_families([row.family], "reuse")
         record_event(
             event=AuthEvent.Kind.REFRESH_TOKEN_REUSED,
             state=AuthEvent.State.REJECTED,
@@ -341,7 +371,7 @@ def revoke_token(raw_token: object, *, api_key_id: str, request: HttpRequest | N
         if row is None:
             return False
     with transaction.atomic():
-        count = _revoke_families([family], "revoked")
+        count = revoke_families([family], "revoked")
         if count:
             record_event(
                 event=AuthEvent.Kind.TOKENS_REVOKED,
@@ -362,7 +392,7 @@ def revoke_user_tokens(identity: UserIdentity, *, reason: str) -> int:
         .values_list("family", flat=True)
         .distinct()
     )
-    return _revoke_families(families, reason) if families else 0
+    return revoke_families(families, reason) if families else 0
 
 
 _provider: CachingKeyProvider | None = None
