@@ -235,6 +235,98 @@ def _claim(challenge_id: int, version: int) -> tuple[str, str, str | None] | Non
     return Challenge.objects.claim_send(challenge_id, version, timezone.now())
 
 
+def _deliver(
+    challenge_id: int,
+    channel: str,
+    identifier: str,
+    application_name: str | None,
+    secrets_: dict[str, str],
+) -> str:
+    """Render the code (and link) message and hand it to the channel's backend; raises
+    :class:`ChannelError` when the transport fails (worth a retry)."""
+    path = app_settings.channels.get(channel)
+    if not path:
+        logger.error("challenge %s: channel %s not configured", challenge_id, channel)
+        return "no-channel"
+    from .flows.codes import link_url
+
+    message = Message(
+        channel=channel,
+        to=identifier,
+        template="code" if channel == "EMAIL" else "sms",
+        context={
+            "code": secrets_["code"],
+            "link_url": link_url(secrets_["link"]) if secrets_.get("link") else "",
+            "minutes": max(1, app_settings.challenge_lifetime // 60),
+            "application": application_name or "",
+        },
+    )
+    load_backend(path).send(message)
+    logger.info("challenge %s: sent via %s", challenge_id, channel)
+    return "sent"
+
+
+def _release_claim(challenge_id: int, version: int) -> None:
+    """Give a failed send's claim back, so the retry (or a later duplicate) may send."""
+    Challenge.objects.filter(pk=challenge_id, sent_version=version).update(
+        sent_version=F("sent_version") - 1
+    )
+
+
+#: Signals of a task's run; with any receiver connected, eager sends run as tasks.
+_RUN_SIGNALS = (
+    signals.task_prerun,
+    signals.task_postrun,
+    signals.task_success,
+    signals.task_failure,
+    signals.task_retry,
+    signals.task_internal_error,
+)
+
+
+def sends_inline() -> bool:
+    """Whether code sends run in the web process without Celery's task machinery: eager
+    mode (``task_always_eager``: no broker, the web process is the worker) and no
+    receivers of task signals (a site that watches tasks sees every send as a task).
+    The caller then writes the claim (``sent_version``) with the challenge itself and
+    calls :func:`send_inline` after its commit."""
+    return bool(send_challenge.app.conf.task_always_eager) and not any(
+        signal.receivers for signal in _RUN_SIGNALS
+    )
+
+
+def send_inline(
+    challenge_id: int,
+    version: int,
+    channel: str,
+    identifier: str,
+    application_name: str | None,
+    secrets_: dict[str, str],
+) -> str:
+    """What the eager ``send_challenge`` task does, for a challenge whose send the caller
+    already claimed in the same write: no sealing (the secrets never leave the process),
+    no claim UPDATE, no task tracer. A transport error gives the claim back and takes
+    Celery's own eager retry, as the task does; any other error propagates or is
+    logged, per ``task_eager_propagates``."""
+    try:
+        return _deliver(challenge_id, channel, identifier, application_name, secrets_)
+    except ChannelError as exc:
+        _release_claim(challenge_id, version)
+        logger.warning(
+            "challenge %s: delivery failed (%s); retrying", challenge_id, type(exc).__name__
+        )
+        from .crypto.seal import seal
+
+        sealed = seal(secrets_, f"challenge:{challenge_id}:{version}")
+        send_challenge.apply((challenge_id, version, sealed), retries=1)
+        return "retried"
+    except Exception:
+        if send_challenge.app.conf.task_eager_propagates:
+            raise
+        logger.exception("challenge %s: send failed", challenge_id)
+        return "failed"
+
+
 @shared_task(
     name="authdevice.send_challenge",
     base=SendChallengeTask,
@@ -256,36 +348,14 @@ def send_challenge(self, challenge_id: int, version: int, sealed: str) -> str:  
     except SealError:
         logger.error("challenge %s: undecryptable payload, not sent", challenge_id)
         return "undecryptable"
-    path = app_settings.channels.get(channel)
-    if not path:
-        logger.error("challenge %s: channel %s not configured", challenge_id, channel)
-        return "no-channel"
-    from .flows.codes import link_url
-
-    message = Message(
-        channel=channel,
-        to=identifier,
-        template="code" if channel == "EMAIL" else "sms",
-        context={
-            "code": secrets_["code"],
-            "link_url": link_url(secrets_["link"]) if secrets_.get("link") else "",
-            "minutes": max(1, app_settings.challenge_lifetime // 60),
-            "application": application_name or "",
-        },
-    )
     try:
-        load_backend(path).send(message)
+        return _deliver(challenge_id, channel, identifier, application_name, secrets_)
     except ChannelError as exc:
-        # Give the claim back so the retry (or a later duplicate) may send.
-        Challenge.objects.filter(pk=challenge_id, sent_version=version).update(
-            sent_version=F("sent_version") - 1
-        )
+        _release_claim(challenge_id, version)
         logger.warning(
             "challenge %s: delivery failed (%s); retrying", challenge_id, type(exc).__name__
         )
         raise self.retry(exc=exc, countdown=min(60, 2 ** (self.request.retries + 1))) from exc
-    logger.info("challenge %s: sent via %s", challenge_id, channel)
-    return "sent"
 
 
 @shared_task(name="authdevice.notify_device_change", ignore_result=True, max_retries=5, bind=True)

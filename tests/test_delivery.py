@@ -87,7 +87,8 @@ def test_duplicate_and_late_deliveries_send_nothing():
     assert len(mail.outbox) == 2
 
 
-def test_payload_is_encrypted_for_the_broker(monkeypatch):
+def test_payload_is_encrypted_for_the_broker(monkeypatch, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # with a broker (eager sends never leave)
     captured = []
     monkeypatch.setattr(send_challenge, "delay", lambda *a: captured.append(a))
     codes.start_challenge(identifier="a@example.com")
@@ -166,3 +167,68 @@ def test_transport_errors_are_retried_and_send_once(twilio):
     bodies = {r["Body"][0] for r in twilio.requests}
     assert len(bodies) == 1  # the same code each time, never a second valid one
     assert Challenge.objects.get().sent_version == 1
+
+
+def test_eager_sends_run_inline_with_the_claim_written_by_the_insert():
+    """Eager mode: the web process is the worker. The challenge is inserted already
+    claimed for its send (no claim UPDATE, no sealing, no task run), and sent once."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        codes.start_challenge(identifier="a@example.com")
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert len(mail.outbox) == 1
+    assert [s.split()[0] for s in statements] == ["INSERT"], statements
+    row = Challenge.objects.get()
+    assert row.sent_version == row.version == 1
+    # A duplicate delivery of the same version still sends nothing.
+    sealed = seal({"code": "123456", "link": ""}, f"challenge:{row.pk}:1")
+    assert send_challenge.apply(args=[row.pk, 1, sealed]).get() == "skipped"
+    assert len(mail.outbox) == 1
+
+
+def test_task_signal_receivers_see_eager_sends_as_tasks():
+    from celery import signals
+
+    seen = []
+
+    def prerun(sender=None, **kwargs):
+        seen.append(sender.name)
+
+    signals.task_prerun.connect(prerun)
+    try:
+        codes.start_challenge(identifier="a@example.com")
+    finally:
+        signals.task_prerun.disconnect(prerun)
+    assert seen == ["authdevice.send_challenge"]
+    assert len(mail.outbox) == 1
+    assert Challenge.objects.get().sent_version == 1
+
+
+class _Broken:
+    def send(self, message):
+        raise RuntimeError("bug in a channel backend")
+
+
+def test_inline_send_unexpected_error_is_logged_or_propagated(monkeypatch, settings, caplog):
+    from authdevice import tasks
+
+    monkeypatch.setattr(tasks, "load_backend", lambda path: _Broken())
+    settings.CELERY_TASK_EAGER_PROPAGATES = False
+    started = codes.start_challenge(identifier="a@example.com")  # the request still answers
+    assert "send failed" in caplog.text and "bug in a channel backend" in caplog.text
+    # Not a transport error: the claim stays (no retry can send a second code).
+    assert Challenge.objects.get(pk=started.challenge.pk).sent_version == 1
+    settings.CELERY_TASK_EAGER_PROPAGATES = True
+    with pytest.raises(RuntimeError):
+        codes.start_challenge(identifier="b@example.com")
+
+
+def test_rollback_sends_nothing_inline():
+    from django.db import transaction
+
+    with pytest.raises(ZeroDivisionError), transaction.atomic():
+        codes.start_challenge(identifier="a@example.com")
+        1 / 0
+    assert mail.outbox == [] and not Challenge.objects.exists()

@@ -316,8 +316,10 @@ def test_verification_throttle_shows_429(browser, settings):
     assert b"Too many attempts. Try again in 60 minutes." in response.content
 
 
-def test_delivery_outage_answers_at_once_with_503(browser, monkeypatch):
+def test_delivery_outage_answers_at_once_with_503(browser, monkeypatch, settings):
     from kombu.exceptions import OperationalError
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # a broker, and it is down
 
     from authdevice import tasks
 

@@ -4,6 +4,7 @@ broker (a code on its way to the mail/SMS task): the broker only ever sees ciphe
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 
@@ -18,16 +19,21 @@ class SealError(Exception):
     pass
 
 
-def _key(secret: str) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"authdevice seal v1").derive(
-        secret.encode("utf-8")
+@functools.lru_cache(maxsize=8)
+def _aead(secret: str) -> AESGCM:
+    # Derived once per secret (SECRET_KEY and its fallbacks): HKDF on every message cost
+    # as much as the encryption.
+    return AESGCM(
+        HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"authdevice seal v1").derive(
+            secret.encode("utf-8")
+        )
     )
 
 
 def seal(payload: dict[str, str], context: str) -> str:
     nonce = os.urandom(12)
     data = json.dumps(payload).encode()
-    ct = AESGCM(_key(settings.SECRET_KEY)).encrypt(nonce, data, context.encode())
+    ct = _aead(settings.SECRET_KEY).encrypt(nonce, data, context.encode())
     return base64.urlsafe_b64encode(nonce + ct).decode("ascii")
 
 
@@ -38,7 +44,7 @@ def unseal(blob: str, context: str) -> dict[str, str]:
         raise SealError("malformed") from exc
     for secret in [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]:
         try:
-            return json.loads(AESGCM(_key(secret)).decrypt(raw[:12], raw[12:], context.encode()))
+            return json.loads(_aead(secret).decrypt(raw[:12], raw[12:], context.encode()))
         except InvalidTag:
             continue
     raise SealError("cannot open")

@@ -24,7 +24,8 @@ def prepare_event(
     """Build one audit row and convert its values, without touching the database: callers
     do this before their write transaction and :func:`save_event` inside it.
     Pass ``user`` or, when only its id is at hand, ``user_id`` (saves a query)."""
-    row = AuthEvent(
+    row = fastsql.new(
+        AuthEvent,
         event=event,
         state=state,
         user=user,

@@ -36,6 +36,7 @@ from ..models import (
     IdentifierDevice,
     RefreshToken,
     UserIdentity,
+    fastsql,
 )
 from . import identities, ratelimit
 from .audit import prepare_event, save_event
@@ -155,11 +156,31 @@ def _enqueue(challenge: Challenge, secrets_: dict[str, str]) -> None:
     send_challenge.delay(challenge.pk, challenge.version, sealed)
 
 
-def _send_after_commit(challenge: Challenge, secrets_: dict[str, str]) -> None:
+def _send_after_commit(
+    challenge: Challenge,
+    secrets_: dict[str, str],
+    *,
+    inline: bool = False,
+    application: Application | None = None,
+) -> None:
     """Enqueue the send when the transaction commits; if the broker is down, kill the
-    challenge and tell the caller at once (rollback sends nothing)."""
+    challenge and tell the caller at once (rollback sends nothing). ``inline``: the
+    caller wrote the send's claim with the challenge (see ``tasks.sends_inline``), and
+    the send runs here after the commit."""
 
     def enqueue() -> None:
+        if inline:
+            from ..tasks import send_inline
+
+            send_inline(
+                challenge.pk,
+                challenge.version,
+                challenge.channel,
+                challenge.identifier,
+                application.name if application is not None else None,
+                secrets_,
+            )
+            return
         try:
             _enqueue(challenge, secrets_)
         except (OperationalError, OSError) as exc:  # broker unreachable
@@ -211,7 +232,8 @@ def start_challenge(
     _check_send_limits(value, ip)
     binding = random_token(32)
     now = timezone.now()
-    challenge = Challenge(
+    challenge = fastsql.new(
+        Challenge,
         application=application,
         kind=kind,
         identifier=value,
@@ -225,12 +247,18 @@ def start_challenge(
         expires_at=now + timedelta(seconds=app_settings.challenge_lifetime),
     )
     plaintext = _arm(challenge, method)
+    from ..tasks import sends_inline
+
+    # Eager mode: this process sends, so the claim a worker would take is written now.
+    inline = sends_inline()
+    if inline:
+        challenge.sent_version = challenge.version
     # One statement, atomic on its own: without BEGIN/COMMIT around it SQLite's write lock
     # (which both workers queue on) is held for the INSERT alone. Outside a transaction
     # the row is committed when this returns and the send is enqueued at once; inside the
     # caller's transaction, when that commits (and never if it rolls back).
     Challenge.objects.insert_new(challenge)
-    _send_after_commit(challenge, plaintext)
+    _send_after_commit(challenge, plaintext, inline=inline, application=application)
     return StartedChallenge(challenge=challenge, binding=binding)
 
 
@@ -489,7 +517,8 @@ def preview_link(token: object) -> Challenge | None:
     """The pending challenge behind a magic link, or None. Changes nothing (safe GET)."""
     if not isinstance(token, str) or not 20 <= len(token) <= 100:
         return None
-    challenge = Challenge.objects.filter(link_hash=sha256_hex(token)).first()
+    # The != "" lets SQLite use the partial index (see Challenge.link_hash).
+    challenge = Challenge.objects.filter(link_hash=sha256_hex(token)).exclude(link_hash="").first()
     if (
         challenge is None
         or challenge.state != Challenge.State.PENDING

@@ -159,7 +159,8 @@ def _prepare_token_set(
         now=now,
     )
     secret = random_token(32)
-    row = RefreshToken(
+    row = fastsql.new(
+        RefreshToken,
         secret_hash=sha256_hex(secret),
         family=family,
         parent=parent,

@@ -166,9 +166,9 @@ class Challenge(models.Model):
     purpose = models.CharField(max_length=20, default="login")
     method = models.CharField(max_length=12, choices=Method.choices, default=Method.OTP)
     code_hash = models.CharField(max_length=64, editable=False)
-    link_hash = models.CharField(
-        max_length=64, blank=True, default="", db_index=True, editable=False
-    )
+    # Indexed only where set (Meta.indexes): code-only challenges write no entry. Lookups
+    # must say ``link_hash != ""`` too, or SQLite will not use that partial index.
+    link_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
     binding_hash = models.CharField(max_length=64, editable=False)
     version = models.PositiveIntegerField(default=1)
     sent_version = models.PositiveIntegerField(default=0)
@@ -176,7 +176,12 @@ class Challenge(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
     identity = models.ForeignKey(
-        UserIdentity, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        UserIdentity,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # a partial index in Meta.indexes: set only once verified
     )
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=400, blank=True, default="")
@@ -189,7 +194,19 @@ class Challenge(models.Model):
     class Meta:
         verbose_name = _("sign-in challenge")
         verbose_name_plural = _("sign-in challenges")
-        indexes = [models.Index(fields=["identifier", "state"])]
+        indexes = [
+            models.Index(fields=["identifier", "state"]),
+            models.Index(
+                fields=["link_hash"],
+                name="authdevice_challenge_link",
+                condition=~models.Q(link_hash=""),
+            ),
+            models.Index(
+                fields=["identity"],
+                name="authdevice_challenge_identity",
+                condition=models.Q(identity__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"challenge {self.pk} ({self.channel})"

@@ -211,6 +211,7 @@ class AuthEvent(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         verbose_name=_("requesting device"),
+        db_index=False,  # a partial index in Meta.indexes
     )
     approving_device = models.ForeignKey(
         "authdevice.TrustedDevice",
@@ -219,6 +220,7 @@ class AuthEvent(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         verbose_name=_("approving device"),
+        db_index=False,  # a partial index in Meta.indexes
     )
     client_timestamp = models.CharField(
         _("client timestamp"),
@@ -257,6 +259,17 @@ class AuthEvent(models.Model):
                 fields=["user", "-created_at"],
                 name="authdevice_event_pending",
                 condition=models.Q(state="pending"),
+            ),
+            # Only trusted-device events have devices: code sign-ins write no entry.
+            models.Index(
+                fields=["requesting_device"],
+                name="authdevice_event_requesting",
+                condition=models.Q(requesting_device__isnull=False),
+            ),
+            models.Index(
+                fields=["approving_device"],
+                name="authdevice_event_approving",
+                condition=models.Q(approving_device__isnull=False),
             ),
         ]
 

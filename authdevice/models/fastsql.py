@@ -143,6 +143,52 @@ def _passes_through(field: models.Field) -> type | None:
     return _PLAIN_FIELDS.get(type(target))
 
 
+_NewPlan = tuple[frozenset[str], tuple[tuple[str, str, bool, Callable[[], Any]], ...]]
+_new_plans: dict[type[models.Model], _NewPlan] = {}
+
+
+def _new_plan(model: type[models.Model]) -> _NewPlan:
+    plan = _new_plans.get(model)
+    if plan is None:
+        names: set[str] = set()
+        steps = []
+        for field in model._meta.concrete_fields:
+            names.update((field.name, field.attname))
+            steps.append((field.name, field.attname, field.is_relation, field.get_default))
+        plan = _new_plans[model] = (frozenset(names), tuple(steps))
+    return plan
+
+
+def new(model: type[M], **values: Any) -> M:
+    """``model(**values)`` for a new row, without ``Model.__init__``'s walk through every
+    field (a quarter of the cost of preparing an INSERT here). Same result: the given
+    values (relations as instances by field name, or ids by attname), every other field's
+    default, and ``_state.adding``. Relations are assigned through their descriptors, as
+    ``__init__`` does. Models with their own ``__init__``, init signal receivers, or
+    values that are not concrete fields take ``model(**values)`` itself."""
+    names, steps = _new_plan(model)
+    if (
+        not _is_plain(model)
+        or not names.issuperset(values)
+        or signals.pre_init.has_listeners(model)
+        or signals.post_init.has_listeners(model)
+    ):
+        return model(**values)
+    instance = model.__new__(model)
+    instance._state = ModelState()
+    attrs = instance.__dict__
+    for name, attname, is_relation, default in steps:
+        if is_relation and name in values:
+            setattr(instance, name, values[name])  # the descriptor: id and cache
+            if attname in values:  # __init__ sets both, the id last (dropping the cache)
+                setattr(instance, attname, values[attname])
+        elif attname in values:
+            attrs[attname] = values[attname]
+        else:
+            attrs[attname] = default()
+    return instance
+
+
 def run_insert(instance: M, prepared: Prepared | None = None) -> M:
     """Execute the prepared INSERT of ``instance`` (preparing it now if not given). No
     signals are sent (nothing listens to these models' saves)."""

@@ -121,6 +121,7 @@ class RefreshToken(models.Model):
         on_delete=models.SET_NULL,
         related_name="refresh_tokens",
         help_text=_("The trusted device this session came through."),
+        db_index=False,  # a partial index in Meta.indexes
     )
     auth_method = models.CharField(max_length=20, choices=AuthMethod.choices)
     auth_time = models.DateTimeField(help_text=_("When the user signed in (family start)."))
@@ -137,7 +138,15 @@ class RefreshToken(models.Model):
     class Meta:
         verbose_name = _("refresh token")
         verbose_name_plural = _("refresh tokens")
-        indexes = [models.Index(fields=["identity", "revoked_at"])]
+        indexes = [
+            models.Index(fields=["identity", "revoked_at"]),
+            # Most families come from codes and have no device: no index entry to write.
+            models.Index(
+                fields=["device"],
+                name="authdevice_token_device",
+                condition=models.Q(device__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"refresh token {self.pk}"
