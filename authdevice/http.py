@@ -6,13 +6,35 @@ import ipaddress
 import logging
 import re
 from functools import lru_cache
+from typing import TypeVar
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseBase
+from django.utils.cache import add_never_cache_headers
+from django.utils.http import http_date
 from django.utils.module_loading import import_string
 
 from .conf import app_settings
 
 logger = logging.getLogger("authdevice")
+
+R = TypeVar("R", bound=HttpResponseBase)
+
+#: What ``add_never_cache_headers`` writes into a response without caching headers.
+_NEVER_CACHE = "max-age=0, no-cache, no-store, must-revalidate, private"
+
+
+def no_store(response: R) -> R:
+    """Django's ``add_never_cache_headers`` plus ``Pragma: no-cache`` (HTTP/1.0 caches),
+    for every response that carries tokens, codes or secrets. A response with no caching
+    headers yet (the usual case) gets the same headers set directly, without parsing."""
+    headers = response.headers
+    if "Cache-Control" in headers or "Expires" in headers:
+        add_never_cache_headers(response)
+    else:
+        headers["Expires"] = http_date()
+        headers["Cache-Control"] = _NEVER_CACHE
+    headers["Pragma"] = "no-cache"
+    return response
 
 
 @lru_cache(maxsize=16)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json as stdlib_json
 from typing import Any
 
 from django.http import Http404
@@ -9,10 +10,11 @@ from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.utils.translation import gettext as _
 from rest_framework import exceptions
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.parsers import FormParser, JSONParser
+from rest_framework.parsers import FormParser, JSONParser, get_encoding
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils import json as drf_json
 from rest_framework.views import APIView
 
 from ...flows.applications import get_application, origin_allowed_anywhere
@@ -57,14 +59,28 @@ def cotter_exception_handler(exc: Exception, context: dict[str, Any]) -> Respons
     return None
 
 
+# json.loads builds a decoder per call when given parse_constant; these are reusable.
+_STRICT_DECODER = stdlib_json.JSONDecoder(parse_constant=drf_json.strict_constant)
+_DECODER = stdlib_json.JSONDecoder()
+
+
 class JSONObjectParser(JSONParser):
-    """DRF's JSON parser, also turning absurdly nested input into a 400 (not a 500)."""
+    """DRF's JSON parser, also turning absurdly nested input into a 400 (not a 500).
+
+    Reads the body in one piece and decodes it before parsing (DRF wraps the stream in
+    an incremental decoder that ``json.load`` then reads in one piece anyway)."""
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        encoding = get_encoding(parser_context or {})
         try:
-            return super().parse(stream, media_type, parser_context)
+            text = stream.read().decode(encoding)
+            if text.startswith("\ufeff"):  # what json.loads refuses before parsing
+                raise ValueError("Unexpected UTF-8 BOM (decode using utf-8-sig)")
+            return (_STRICT_DECODER if self.strict else _DECODER).decode(text)
         except RecursionError as exc:
             raise exceptions.ParseError(_("JSON parse error - nested too deeply.")) from exc
+        except ValueError as exc:  # includes UnicodeDecodeError, as DRF's own
+            raise exceptions.ParseError(f"JSON parse error - {exc}") from exc
 
 
 class PlainJSONNegotiation(DefaultContentNegotiation):
@@ -85,6 +101,13 @@ class PlainJSONNegotiation(DefaultContentNegotiation):
         ):
             return renderers[0], "application/json"
         return super().select_renderer(request, renderers, format_suffix)
+
+    def select_parser(self, request: Request, parsers: list[Any]) -> Any:
+        # Exactly "application/json": DRF would pick the first parser of that type too.
+        if parsers and request.content_type == "application/json":
+            if parsers[0].media_type == "application/json":
+                return parsers[0]
+        return super().select_parser(request, parsers)
 
 
 class CotterAPIView(APIView):

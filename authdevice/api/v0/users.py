@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Exists, OuterRef, Prefetch
-from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -27,6 +26,7 @@ from ...flows.identities import (
 )
 from ...flows.ratelimit import RateLimited
 from ...flows.tokens import issue_token_set, verify_access_token
+from ...http import no_store
 from ...models import Application, Identifier, TrustedDevice, UserIdentity
 from .base import CotterAPIView, error_response
 from .serializers import user_object
@@ -77,12 +77,6 @@ class SecretRequired(InvalidApplication):
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def no_store(response: Response) -> Response:
-    add_never_cache_headers(response)
-    response["Pragma"] = "no-cache"
-    return response
 
 
 def wants_oauth_token(request: Request) -> bool:

@@ -5,24 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
-from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ...flows.pkce import InvalidAuthorizationCode, redeem_authorization_code
-from ...http import user_agent
+from ...http import no_store, user_agent
 from .base import CotterAPIView, error_response
 from .serializers import identity_response
 
 MAX_CHALLENGE_ID = 2**63 - 1
 _FALSE = {"false", "0", "no", "off"}
-
-
-def _no_store(response: Response) -> Response:
-    add_never_cache_headers(response)
-    response["Pragma"] = "no-cache"
-    return response
 
 
 def _challenge_id(value: Any) -> int | None:
@@ -67,7 +60,7 @@ class GetIdentityView(CotterAPIView):
                 request=request,
             )
         except InvalidAuthorizationCode:
-            return _no_store(
+            return no_store(
                 error_response(
                     _("The authorization code is invalid, expired or already used."),
                     "invalid_grant",
@@ -82,4 +75,4 @@ class GetIdentityView(CotterAPIView):
         )
         if str(request.query_params.get("oauth_token", "true")).strip().lower() not in _FALSE:
             body["oauth_token"] = redeemed.tokens.as_cotter()
-        return _no_store(Response(body))
+        return no_store(Response(body))

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ...flows import tokens as token_flows
 from ...flows.errors import FlowError
+from ...http import no_store
 from .base import CotterAPIView, error_response
-
-
-def _no_store(response: Response) -> Response:
-    add_never_cache_headers(response)
-    response["Pragma"] = "no-cache"
-    return response
 
 
 class TokenView(CotterAPIView):
@@ -41,11 +35,11 @@ class TokenView(CotterAPIView):
             if exc.code == "invalid_grant":
                 return error_response(_("The refresh token is not valid."), "invalid_grant", 400)
             raise
-        return _no_store(Response(tokens.as_cotter()))
+        return no_store(Response(tokens.as_cotter()))
 
     def delete(self, request: Request, api_key_id: str | None = None) -> Response:
         self.get_application(request, api_key_id)
-        return _no_store(Response({"success": True}))
+        return no_store(Response({"success": True}))
 
 
 class RevokeView(CotterAPIView):
@@ -63,4 +57,4 @@ class RevokeView(CotterAPIView):
         if not isinstance(token, str) or not token:
             return error_response(_("token is required."), "invalid_request", 400)
         token_flows.revoke_token(token, api_key_id=app.api_key_id, request=request)
-        return _no_store(Response({}))
+        return no_store(Response({}))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import Http404
-from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, serializers
 from rest_framework.renderers import JSONRenderer
@@ -16,14 +15,9 @@ from rest_framework.views import APIView
 from ...flows.applications import get_application
 from ...flows.errors import FlowError, InvalidApplication
 from ...flows.ratelimit import RateLimited
+from ...http import no_store
 from ...models import Application
 from ..v0.base import API_KEY_HEADER, JSONObjectParser, PlainJSONNegotiation
-
-
-def no_store(response: Response) -> Response:
-    add_never_cache_headers(response)
-    response["Pragma"] = "no-cache"
-    return response
 
 
 def error_response(
