@@ -1,5 +1,6 @@
-"""The example site's SQLite backend: BEGIN IMMEDIATE waits for the write lock in short
-steps, gives up after the configured timeout, and leaves the busy timeout as it was."""
+"""The example site's SQLite backend: with SQLite's busy handler off, BEGIN IMMEDIATE and
+every statement outside a transaction wait for the write lock in short steps and give up
+after the configured timeout; other transaction modes keep SQLite's busy handler."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from django.db.utils import OperationalError
 from authdevice.db.backends.sqlite3.base import DatabaseWrapper
 
 
-def wrapper(path, timeout: float = 5) -> DatabaseWrapper:
+def wrapper(path, timeout: float = 5, mode: str | None = "IMMEDIATE") -> DatabaseWrapper:
     settings = {
         "NAME": str(path),
         "ENGINE": "authdevice.db.backends.sqlite3",
         "OPTIONS": {
             "init_command": "PRAGMA journal_mode=WAL;",
-            "transaction_mode": "IMMEDIATE",
+            "transaction_mode": mode,
             "timeout": timeout,
         },
         "TIME_ZONE": None,
@@ -97,7 +98,7 @@ def test_waits_for_the_lock_and_then_writes(db_path):
     with holder.cursor() as cursor:
         cursor.execute("SELECT v FROM t ORDER BY v")
         assert [r[0] for r in cursor.fetchall()] == [1, 2]
-    assert timeouts == [5000]
+    assert timeouts == [0]  # SQLite's handler stays off: the backend waits
 
 
 def test_gives_up_after_the_timeout(db_path):
@@ -108,13 +109,79 @@ def test_gives_up_after_the_timeout(db_path):
             write(waiter, 2)
     finally:
         holder.connection.rollback()
-    assert busy_timeout(waiter) == 300
     write(waiter, 3)  # and works again once the lock is free
 
 
 def test_other_transaction_modes_are_django_s(db_path):
-    w = wrapper(db_path)
-    w.transaction_mode = None
+    w = wrapper(db_path, mode=None)
+    assert busy_timeout(w) == 5000  # SQLite's own busy handler
     w._start_transaction_under_autocommit()
     assert w.connection.in_transaction
     w.connection.rollback()
+
+
+def _in_thread(target) -> tuple[threading.Thread, list[BaseException]]:
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            target()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, errors
+
+
+def test_autocommit_statements_wait_for_the_lock_and_give_up_after_the_timeout(db_path):
+    holder = wrapper(db_path)
+    holder._start_transaction_under_autocommit()
+    with holder.cursor() as cursor:
+        cursor.execute("INSERT INTO t (v) VALUES (1)")
+
+    def insert_alone(timeout: float, value: int) -> None:
+        w = wrapper(db_path, timeout=timeout)
+        try:
+            with w.cursor() as cursor:  # autocommit: one statement, one transaction
+                cursor.execute("INSERT INTO t (v) VALUES (%s)", [value])
+        finally:
+            w.close()
+
+    quick, quick_errors = _in_thread(lambda: insert_alone(0.2, 2))
+    patient, patient_errors = _in_thread(lambda: insert_alone(5, 3))
+    quick.join(5)
+    assert len(quick_errors) == 1 and "locked" in str(quick_errors[0])
+    assert patient.is_alive()  # still waiting
+    holder.connection.commit()
+    patient.join(5)
+    assert not patient.is_alive() and not patient_errors
+    with holder.cursor() as cursor:
+        cursor.execute("SELECT v FROM t ORDER BY v")
+        assert [r[0] for r in cursor.fetchall()] == [1, 3]
+
+
+def test_executemany_outside_a_transaction_waits_with_sqlite_s_handler(db_path):
+    holder = wrapper(db_path)
+    holder._start_transaction_under_autocommit()
+    after: list[int] = []
+
+    def insert_many() -> None:
+        waiter = wrapper(db_path)  # a connection belongs to its thread
+        try:
+            with waiter.cursor() as cursor:
+                cursor.executemany("INSERT INTO t (v) VALUES (%s)", [[7], [8]])
+            after.append(busy_timeout(waiter))
+        finally:
+            waiter.close()
+
+    thread, errors = _in_thread(insert_many)
+    thread.join(0.2)
+    assert thread.is_alive()
+    holder.connection.rollback()
+    thread.join(5)
+    assert not errors
+    assert after == [0]  # the backend's own waiting is back
+    with holder.cursor() as cursor:
+        cursor.execute("SELECT v FROM t ORDER BY v")
+        assert [r[0] for r in cursor.fetchall()] == [7, 8]
