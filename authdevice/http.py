@@ -71,6 +71,7 @@ def client_ip(request: HttpRequest) -> str | None:
     return _valid(remote)
 
 
+@lru_cache(maxsize=4096)
 def _valid(addr: str | None) -> str | None:
     if not addr:
         return None

@@ -105,19 +105,24 @@ class SendChallengeTask(Task):  # type: ignore[misc]
     _plan: _PublishPlan | None = None
 
     def delay(self, *args: Any, **kwargs: Any) -> Any:
-        app = self.app
         if kwargs:
             return super().delay(*args, **kwargs)
-        if app.conf.task_always_eager:
+        if self.app.conf.task_always_eager:
             return self._apply_eager(args)
+        return self.publish(*args)
+
+    def publish(self, *args: Any) -> Any:
+        """``delay`` for a caller that already knows eager mode is off (reading Celery's
+        configuration costs several µs): publish to the broker."""
+        app = self.app
         if signals.before_task_publish.receivers or signals.after_task_publish.receivers:
-            return super().delay(*args, **kwargs)
+            return super().delay(*args)
         pool = app.producer_pool
         plan = self._plan
         if plan is None or plan.pool is not pool:
             plan = self._plan = _PublishPlan(self)
         if not plan.usable:
-            return super().delay(*args, **kwargs)
+            return super().delay(*args)
         task_id = uuid()
         parent = app.current_worker_task
         root_id = parent_id = None
@@ -284,15 +289,21 @@ _RUN_SIGNALS = (
 )
 
 
-def sends_inline() -> bool:
-    """Whether code sends run in the web process without Celery's task machinery: eager
-    mode (``task_always_eager``: no broker, the web process is the worker) and no
-    receivers of task signals (a site that watches tasks sees every send as a task).
-    The caller then writes the claim (``sent_version``) with the challenge itself and
-    calls :func:`send_inline` after its commit."""
-    return bool(send_challenge.app.conf.task_always_eager) and not any(
-        signal.receivers for signal in _RUN_SIGNALS
-    )
+INLINE, EAGER, BROKER = "inline", "eager", "broker"
+
+
+def send_mode() -> str:
+    """How the code send of a new challenge runs (one read of Celery's configuration):
+
+    * ``INLINE``: eager mode (``task_always_eager``: no broker, the web process is the
+      worker) and no receivers of task signals (a site that watches tasks sees every
+      send as a task). The caller writes the claim (``sent_version``) with the
+      challenge itself and calls :func:`send_inline` after its commit.
+    * ``EAGER``: eager mode, as a task (``send_challenge.delay``).
+    * ``BROKER``: published to the broker (``send_challenge.publish``)."""
+    if not send_challenge.app.conf.task_always_eager:
+        return BROKER
+    return EAGER if any(signal.receivers for signal in _RUN_SIGNALS) else INLINE
 
 
 def send_inline(

@@ -90,7 +90,7 @@ def test_duplicate_and_late_deliveries_send_nothing():
 def test_payload_is_encrypted_for_the_broker(monkeypatch, settings):
     settings.CELERY_TASK_ALWAYS_EAGER = False  # with a broker (eager sends never leave)
     captured = []
-    monkeypatch.setattr(send_challenge, "delay", lambda *a: captured.append(a))
+    monkeypatch.setattr(send_challenge, "publish", lambda *a: captured.append(a))
     codes.start_challenge(identifier="a@example.com")
     ((challenge_id, version, sealed),) = captured
     assert re.fullmatch(r"[A-Za-z0-9_=-]+", sealed)

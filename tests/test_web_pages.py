@@ -326,7 +326,7 @@ def test_delivery_outage_answers_at_once_with_503(browser, monkeypatch, settings
     def broker_down(*args, **kwargs):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(tasks.send_challenge, "delay", broker_down)
+    monkeypatch.setattr(tasks.send_challenge, "publish", broker_down)
     response = start(browser)
     assert response.status_code == 503
     assert b"We cannot send messages right now" in response.content

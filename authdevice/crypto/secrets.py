@@ -8,6 +8,7 @@ HMAC-SHA256 under a server key. Never a password KDF: these are checked on hot p
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets as _secrets
@@ -30,9 +31,14 @@ def sha256_hex(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
+@functools.lru_cache(maxsize=16)
+def _hmac_key(purpose: str, secret_key: str) -> bytes:
+    return hashlib.sha256(f"authdevice:{purpose}:{secret_key}".encode()).digest()
+
+
 def server_hmac_hex(value: str, purpose: str) -> str:
     """HMAC-SHA256 of a low-entropy secret under a key derived from ``SECRET_KEY``."""
-    key = hashlib.sha256(f"authdevice:{purpose}:{settings.SECRET_KEY}".encode()).digest()
+    key = _hmac_key(purpose, settings.SECRET_KEY)
     return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
 

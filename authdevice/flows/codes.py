@@ -149,27 +149,31 @@ def _arm(challenge: Challenge, method: str) -> dict[str, str]:
     return {"code": code, "link": link}
 
 
-def _enqueue(challenge: Challenge, secrets_: dict[str, str]) -> None:
-    from ..tasks import send_challenge
+def _enqueue(challenge: Challenge, secrets_: dict[str, str], mode: str | None = None) -> None:
+    from ..tasks import BROKER, send_challenge
 
     sealed = seal(secrets_, f"challenge:{challenge.pk}:{challenge.version}")
-    send_challenge.delay(challenge.pk, challenge.version, sealed)
+    if mode == BROKER:
+        send_challenge.publish(challenge.pk, challenge.version, sealed)
+    else:
+        send_challenge.delay(challenge.pk, challenge.version, sealed)
 
 
 def _send_after_commit(
     challenge: Challenge,
     secrets_: dict[str, str],
     *,
-    inline: bool = False,
+    mode: str | None = None,
     application: Application | None = None,
 ) -> None:
     """Enqueue the send when the transaction commits; if the broker is down, kill the
-    challenge and tell the caller at once (rollback sends nothing). ``inline``: the
-    caller wrote the send's claim with the challenge (see ``tasks.sends_inline``), and
-    the send runs here after the commit."""
+    challenge and tell the caller at once (rollback sends nothing). ``mode`` is what
+    ``tasks.send_mode()`` said (None: let ``delay`` decide); with ``INLINE`` the caller
+    wrote the send's claim with the challenge and the send runs here after the commit."""
+    from ..tasks import INLINE
 
     def enqueue() -> None:
-        if inline:
+        if mode == INLINE:
             from ..tasks import send_inline
 
             send_inline(
@@ -182,7 +186,7 @@ def _send_after_commit(
             )
             return
         try:
-            _enqueue(challenge, secrets_)
+            _enqueue(challenge, secrets_, mode)
         except (OperationalError, OSError) as exc:  # broker unreachable
             Challenge.objects.filter(pk=challenge.pk, version=challenge.version).update(
                 state=Challenge.State.DEAD
@@ -247,18 +251,17 @@ def start_challenge(
         expires_at=now + timedelta(seconds=app_settings.challenge_lifetime),
     )
     plaintext = _arm(challenge, method)
-    from ..tasks import sends_inline
+    from ..tasks import INLINE, send_mode
 
-    # Eager mode: this process sends, so the claim a worker would take is written now.
-    inline = sends_inline()
-    if inline:
+    mode = send_mode()
+    if mode == INLINE:  # this process sends: the claim a worker would take is written now
         challenge.sent_version = challenge.version
     # One statement, atomic on its own: without BEGIN/COMMIT around it SQLite's write lock
     # (which both workers queue on) is held for the INSERT alone. Outside a transaction
     # the row is committed when this returns and the send is enqueued at once; inside the
     # caller's transaction, when that commits (and never if it rolls back).
     Challenge.objects.insert_new(challenge)
-    _send_after_commit(challenge, plaintext, inline=inline, application=application)
+    _send_after_commit(challenge, plaintext, mode=mode, application=application)
     return StartedChallenge(challenge=challenge, binding=binding)
 
 
