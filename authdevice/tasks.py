@@ -17,6 +17,8 @@ from celery.result import AsyncResult, EagerResult
 from celery.utils.nodenames import anon_nodename, gethostname
 from django.db.models import F
 from django.utils import timezone
+from kombu.entity import maybe_delivery_mode
+from kombu.serialization import dumps as serialize
 from kombu.utils.uuid import uuid
 
 from .channels import ChannelError, Message, load_backend
@@ -67,6 +69,9 @@ class _PublishPlan:
         self.retry = bool(conf.task_publish_retry)
         self.retry_policy = dict(conf.task_publish_retry_policy or {})
         self.origin = anon_nodename()  # per process, like Celery's (a fork gets a new pool)
+        # Straight to the channel when Producer.publish would only pass the message on.
+        self.delivery_mode = maybe_delivery_mode(self.delivery_mode)
+        self.direct = not self.retry and not self.compression
 
 
 _held = threading.local()
@@ -156,19 +161,38 @@ class SendChallengeTask(Task):  # type: ignore[misc]
             with producer.connection._reraise_as_library_errors():
                 if hash(plan.queue) not in producer.connection.declared_entities:
                     producer.maybe_declare(plan.queue)
-                producer.publish(
-                    (args, {}, _EMBED),
-                    exchange="",
-                    routing_key=plan.qname,
-                    serializer=plan.serializer,
-                    compression=plan.compression,
-                    retry=plan.retry,
-                    retry_policy=plan.retry_policy,
-                    delivery_mode=plan.delivery_mode,
-                    headers=headers,
-                    correlation_id=task_id,
-                    reply_to=app.thread_oid,
-                )
+                if plan.direct:
+                    # What Producer.publish hands the channel for this call (no retry, no
+                    # compression, the default exchange), built here.
+                    content_type, encoding, body = serialize((args, {}, _EMBED), plan.serializer)
+                    channel = producer.channel
+                    message = channel.prepare_message(
+                        body,
+                        0,
+                        content_type,
+                        encoding,
+                        headers,
+                        {
+                            "correlation_id": task_id,
+                            "reply_to": app.thread_oid,
+                            "delivery_mode": plan.delivery_mode,
+                        },
+                    )
+                    channel.basic_publish(message, exchange="", routing_key=plan.qname)
+                else:
+                    producer.publish(
+                        (args, {}, _EMBED),
+                        exchange="",
+                        routing_key=plan.qname,
+                        serializer=plan.serializer,
+                        compression=plan.compression,
+                        retry=plan.retry,
+                        retry_policy=plan.retry_policy,
+                        delivery_mode=plan.delivery_mode,
+                        headers=headers,
+                        correlation_id=task_id,
+                        reply_to=app.thread_oid,
+                    )
         except BaseException:
             _drop_held_producer()  # possibly broken: the next send connects afresh
             raise

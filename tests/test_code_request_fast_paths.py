@@ -123,5 +123,47 @@ def test_fast_publish_sends_what_celery_sends(memory_broker) -> None:
     assert fast.headers["argsrepr"] == "(12, 3, '...')"  # not the sealed payload
     assert fast.delivery_info == celery.delivery_info
     assert fast.content_type == celery.content_type
-    for name in ("delivery_mode", "reply_to", "priority"):
-        assert fast.properties.get(name) == celery.properties.get(name), name
+    assert set(fast.properties) == set(celery.properties)
+    for name, value in celery.properties.items():
+        if name not in ("correlation_id", "delivery_tag"):
+            assert fast.properties[name] == value, name
+    assert fast.properties["correlation_id"] == fast.headers["id"]
+
+
+def test_fast_publish_stores_in_redis_what_celery_stores(settings) -> None:
+    """The same comparison one level down: the JSON kombu's Redis transport stores."""
+    import json
+
+    import redis
+
+    from project.celery import app as celery_app
+
+    url = require("redis")
+    broker = url.rsplit("/", 1)[0] + "/7"
+    client = redis.Redis.from_url(broker)
+    client.delete("celery")
+
+    def forget() -> None:
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+
+    forget()
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_BROKER_URL = broker
+    try:
+        send_challenge.publish(12, 3, "sealed")
+        send_challenge.apply_async((12, 3, "sealed"))
+        celery_raw, fast_raw = client.lrange("celery", 0, -1)  # LPUSH: newest first
+    finally:
+        from authdevice.tasks import _drop_held_producer
+
+        _drop_held_producer()
+        forget()
+        client.delete("celery")
+    fast, celery = json.loads(fast_raw), json.loads(celery_raw)
+    for message in (fast, celery):
+        for name in ("id", "root_id", "argsrepr"):
+            message["headers"].pop(name)
+        for name in ("correlation_id", "delivery_tag"):
+            message["properties"].pop(name)
+    assert fast == celery
