@@ -48,6 +48,8 @@ def _encoded_header(kid: str, typ: str) -> bytes:
 
 
 _ES256 = ec.ECDSA(hashes.SHA256())
+# What json.dumps(..., separators=(",", ":")) builds on every call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
@@ -85,9 +87,7 @@ def sign(
     Written out rather than through ``jwt.encode``: PyJWT re-validates the key and the
     headers on every call, which is most of the cost of issuing a token set; the output
     is the same and the tests verify it with PyJWT and python-jose."""
-    signing_input = (
-        _encoded_header(kid, typ) + b"." + _b64(json.dumps(claims, separators=(",", ":")).encode())
-    )
+    signing_input = _encoded_header(kid, typ) + b"." + _b64(_COMPACT.encode(claims).encode())
     r, s = decode_dss_signature(private_key.sign(signing_input, _ES256))
     return (signing_input + b"." + _b64(r.to_bytes(32, "big") + s.to_bytes(32, "big"))).decode()
 

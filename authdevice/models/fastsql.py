@@ -100,12 +100,20 @@ def prepare_insert(instance: models.Model) -> Prepared:
             ", ".join(q(f.column) for f in fields),
             ", ".join(["%s"] * len(fields)),
         )
-        cached = _insert_sql[key] = (sql, [(f, _passes_through(f)) for f in fields])
+        cached = _insert_sql[key] = (
+            sql,
+            [(f, f.attname, _passes_through(f), _needs_pre_save(f)) for f in fields],
+        )
     sql, plan = cached
     params = []
-    for field, plain in plan:
-        # pre_save fills auto_now(_add) fields and returns the attribute value for the others.
-        value = field.pre_save(instance, True)
+    attrs = instance.__dict__
+    for field, attname, plain, pre_save in plan:
+        # pre_save fills auto_now(_add) fields and returns the attribute value for the
+        # others, which a field without its own pre_save reads as below.
+        if pre_save or attname not in attrs:
+            value = field.pre_save(instance, True)
+        else:
+            value = attrs[attname]
         if plain is datetime:
             if type(value) is datetime and value.tzinfo is not None:
                 value = connection.ops.adapt_datetimefield_value(value)
@@ -116,6 +124,16 @@ def prepare_insert(instance: models.Model) -> Prepared:
         # else: stored as it is
         params.append(value)
     return sql, params
+
+
+def _needs_pre_save(field: models.Field) -> bool:
+    """Whether ``field.pre_save`` can do more than return the attribute: a field class
+    with its own ``pre_save``, except date(-time) fields without ``auto_now(_add)``."""
+    if type(field).pre_save is models.Field.pre_save:
+        return False
+    if type(field) in (models.DateTimeField, models.DateField):
+        return bool(field.auto_now or field.auto_now_add)
+    return True
 
 
 _PLAIN_FIELDS: dict[type[models.Field], type] = {
