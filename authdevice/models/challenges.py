@@ -195,7 +195,8 @@ class Challenge(models.Model):
         verbose_name = _("sign-in challenge")
         verbose_name_plural = _("sign-in challenges")
         indexes = [
-            models.Index(fields=["identifier", "state"]),
+            # Not (identifier, state): a verified or dead challenge would rewrite it.
+            models.Index(fields=["identifier", "created_at"], name="authdevice_challenge_ident"),
             models.Index(
                 fields=["link_hash"],
                 name="authdevice_challenge_link",

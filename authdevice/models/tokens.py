@@ -101,13 +101,16 @@ class RefreshToken(models.Model):
     id = models.BigIntegerField(primary_key=True, default=random_public_int, editable=False)
     secret_hash = models.CharField(max_length=64, editable=False)
     family = models.UUIDField(default=uuid.uuid4, db_index=True, editable=False)
-    parent = models.OneToOneField(
+    # At most one child per token (Meta.constraints), enforced only where there is a
+    # parent: the first token of a family writes no index entry for it.
+    parent = models.ForeignKey(
         "self",
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
-        related_name="child",
+        related_name="+",
         editable=False,
+        db_index=False,
     )
     application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="+")
     # Indexed by Meta.indexes' (identity, revoked_at): one index fewer to write per token.
@@ -138,6 +141,13 @@ class RefreshToken(models.Model):
     class Meta:
         verbose_name = _("refresh token")
         verbose_name_plural = _("refresh tokens")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["parent"],
+                name="authdevice_token_one_child",
+                condition=models.Q(parent__isnull=False),
+            ),
+        ]
         indexes = [
             models.Index(fields=["identity", "revoked_at"]),
             # Most families come from codes and have no device: no index entry to write.
