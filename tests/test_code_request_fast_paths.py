@@ -167,3 +167,40 @@ def test_fast_publish_stores_in_redis_what_celery_stores(settings) -> None:
         for name in ("correlation_id", "delivery_tag"):
             message["properties"].pop(name)
     assert fast == celery
+
+
+@pytest.mark.parametrize("backend", ["locmem", "redis"])
+def test_hit_counts_and_every_counter_expires_with_its_window(settings, backend) -> None:
+    """``hit`` (the path of every cache but Django's RedisCache with scripting): the first
+    hit of a window starts the counter with its expiry, later ones only increment."""
+    import time
+
+    if backend == "redis":
+        location = require("redis")
+        settings.CACHES = {
+            **settings.CACHES,
+            "rl": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": location},
+        }
+    else:
+        settings.CACHES = {
+            **settings.CACHES,
+            "rl": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "rl"},
+        }
+    settings.AUTHDEVICE_RATELIMIT_CACHE = "rl"
+    from django.core.cache import caches
+
+    cache = caches["rl"]
+    cache.clear()
+    limit = ratelimit.Limit("t-one", 3, 3600)  # one window for the whole test
+    for expected in (1, 2, 3):
+        ratelimit.hit(limit, "s")
+        assert ratelimit.peek("t-one", "s", 3600) == expected
+    with pytest.raises(ratelimit.RateLimited):
+        ratelimit.hit(limit, "s")
+    key, _ = ratelimit._key("t-one", "s", 3600)
+    if backend == "redis":
+        client = cache._cache.get_client(write=True)
+        assert 3500 < client.ttl(cache.make_and_validate_key(key)) <= 3601
+    else:
+        expires = cache._expire_info[cache.make_and_validate_key(key)]
+        assert 3500 < expires - time.time() <= 3601

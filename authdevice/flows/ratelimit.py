@@ -1,7 +1,8 @@
 """Fixed-window counters in the shared cache (Redis in production).
 
-Counting is atomic (``add`` then ``incr``). If the cache is down we fail closed: the
-caller gets :class:`RateLimitUnavailable` (HTTP 503), never unlimited attempts.
+Counting is atomic (``incr``, and ``add`` to start a window's counter). If the cache is
+down we fail closed: the caller gets :class:`RateLimitUnavailable` (HTTP 503), never
+unlimited attempts.
 """
 
 from __future__ import annotations
@@ -55,8 +56,13 @@ def hit(limit: Limit, subject: str) -> None:
     key, remaining = _key(limit.scope, subject, limit.window)
     try:
         cache = caches[app_settings.RATELIMIT_CACHE]
-        cache.add(key, 0, timeout=limit.window + 1)
-        count = cache.incr(key)
+        try:
+            count = cache.incr(key)  # one operation for every hit but a window's first
+        except ValueError:  # no counter yet: start it with its expiry (atomic add)
+            if cache.add(key, 1, timeout=limit.window + 1):
+                count = 1
+            else:  # another process started it meanwhile
+                count = cache.incr(key)
     except ValueError:  # expired between add and incr
         cache.set(key, 1, timeout=limit.window + 1)
         count = 1

@@ -157,8 +157,15 @@ class Challenge(models.Model):
         MAGIC_LINK = "MAGIC_LINK", _("Magic link")
 
     id = models.BigIntegerField(primary_key=True, default=random_public_int, editable=False)
+    # Not indexed: nothing looks challenges up by application, and the table only holds a
+    # day of them (maintenance.purge_old_challenges); deleting an application scans it.
     application = models.ForeignKey(
-        Application, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        Application,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
     )
     kind = models.CharField(max_length=8, choices=Identifier.Kind.choices)
     identifier = models.CharField(max_length=254)
