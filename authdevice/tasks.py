@@ -295,11 +295,12 @@ def _deliver(
     return "sent"
 
 
-def _release_claim(challenge_id: int, version: int) -> None:
+def _give_back_claim(challenge_id: int, version: int, exc: ChannelError) -> None:
     """Give a failed send's claim back, so the retry (or a later duplicate) may send."""
     Challenge.objects.filter(pk=challenge_id, sent_version=version).update(
         sent_version=F("sent_version") - 1
     )
+    logger.warning("challenge %s: delivery failed (%s); retrying", challenge_id, type(exc).__name__)
 
 
 #: Signals of a task's run; with any receiver connected, eager sends run as tasks.
@@ -346,10 +347,7 @@ def send_inline(
     try:
         return _deliver(challenge_id, channel, identifier, application_name, secrets_)
     except ChannelError as exc:
-        _release_claim(challenge_id, version)
-        logger.warning(
-            "challenge %s: delivery failed (%s); retrying", challenge_id, type(exc).__name__
-        )
+        _give_back_claim(challenge_id, version, exc)
         from .crypto.seal import seal
 
         sealed = seal(secrets_, f"challenge:{challenge_id}:{version}")
@@ -386,10 +384,7 @@ def send_challenge(self, challenge_id: int, version: int, sealed: str) -> str:  
     try:
         return _deliver(challenge_id, channel, identifier, application_name, secrets_)
     except ChannelError as exc:
-        _release_claim(challenge_id, version)
-        logger.warning(
-            "challenge %s: delivery failed (%s); retrying", challenge_id, type(exc).__name__
-        )
+        _give_back_claim(challenge_id, version, exc)
         raise self.retry(exc=exc, countdown=min(60, 2 ** (self.request.retries + 1))) from exc
 
 
