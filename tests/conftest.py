@@ -64,3 +64,27 @@ def token_set(identity, application):
     return token_flows.issue_token_set(
         identity=identity, application=application, auth_method="OTP"
     )
+
+
+@pytest.fixture
+def celery_broker(settings):
+    """``celery_broker(url)`` takes Celery out of eager mode to publish to ``url`` and
+    returns the Celery app. Celery keeps its producer pool (even in eager mode), and
+    authdevice a producer per thread: both are dropped before and after, so publishing
+    connects to the broker configured now."""
+    from authdevice.tasks import _drop_held_producer
+    from project.celery import app as celery_app
+
+    def forget() -> None:
+        _drop_held_producer()
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+
+    def use(url: str):
+        forget()
+        settings.CELERY_TASK_ALWAYS_EAGER = False
+        settings.CELERY_BROKER_URL = url
+        return celery_app
+
+    yield use
+    forget()

@@ -493,21 +493,9 @@ def test_rate_limit_store_down_fails_closed(client, application, settings):
 
 
 @pytest.fixture
-def broker_down(settings):
+def broker_down(celery_broker):
     """Celery publishes for real, to a port where nothing listens (the outside world)."""
-    from project.celery import app as celery_app
-
-    def forget_broker_connections() -> None:
-        # Celery keeps its producer pool (even in eager mode): drop it so the next
-        # publish connects to the broker configured now.
-        celery_app._pool = None
-        celery_app.amqp._producer_pool = None
-
-    forget_broker_connections()
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"
-    yield
-    forget_broker_connections()
+    celery_broker(f"redis://127.0.0.1:{free_port()}/0")
 
 
 def test_broker_outage_is_a_quick_503_and_sends_nothing(client, application, broker_down):

@@ -78,18 +78,8 @@ def test_hit_many_on_redis_counts_like_consecutive_hits(settings) -> None:
 
 
 @pytest.fixture
-def memory_broker(settings):
-    from project.celery import app as celery_app
-
-    def forget() -> None:
-        celery_app._pool = None
-        celery_app.amqp._producer_pool = None
-
-    forget()
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    settings.CELERY_BROKER_URL = "memory://"
-    yield celery_app
-    forget()
+def memory_broker(celery_broker):
+    return celery_broker("memory://")
 
 
 def _next_message(app: Any) -> Any:
@@ -130,35 +120,21 @@ def test_fast_publish_sends_what_celery_sends(memory_broker) -> None:
     assert fast.properties["correlation_id"] == fast.headers["id"]
 
 
-def test_fast_publish_stores_in_redis_what_celery_stores(settings) -> None:
+def test_fast_publish_stores_in_redis_what_celery_stores(celery_broker) -> None:
     """The same comparison one level down: the JSON kombu's Redis transport stores."""
     import json
 
     import redis
 
-    from project.celery import app as celery_app
-
-    url = require("redis")
-    broker = url.rsplit("/", 1)[0] + "/7"
+    broker = require("redis").rsplit("/", 1)[0] + "/7"
     client = redis.Redis.from_url(broker)
     client.delete("celery")
-
-    def forget() -> None:
-        celery_app._pool = None
-        celery_app.amqp._producer_pool = None
-
-    forget()
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    settings.CELERY_BROKER_URL = broker
+    celery_broker(broker)
     try:
         send_challenge.publish(12, 3, "sealed")
         send_challenge.apply_async((12, 3, "sealed"))
         celery_raw, fast_raw = client.lrange("celery", 0, -1)  # LPUSH: newest first
     finally:
-        from authdevice.tasks import _drop_held_producer
-
-        _drop_held_producer()
-        forget()
         client.delete("celery")
     fast, celery = json.loads(fast_raw), json.loads(celery_raw)
     for message in (fast, celery):

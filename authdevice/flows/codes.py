@@ -520,8 +520,7 @@ def preview_link(token: object) -> Challenge | None:
     """The pending challenge behind a magic link, or None. Changes nothing (safe GET)."""
     if not isinstance(token, str) or not 20 <= len(token) <= 100:
         return None
-    # The != "" lets SQLite use the partial index (see Challenge.link_hash).
-    challenge = Challenge.objects.filter(link_hash=sha256_hex(token)).exclude(link_hash="").first()
+    challenge = Challenge.objects.by_link_hash(sha256_hex(token))
     if (
         challenge is None
         or challenge.state != Challenge.State.PENDING

@@ -131,6 +131,11 @@ class ChallengeManager(models.Manager["Challenge"]):
             cursor.execute(sql, params)
             return cursor.rowcount == 1
 
+    def by_link_hash(self, link_hash: str) -> Challenge | None:
+        """The challenge whose magic link hashes to ``link_hash``, or None. The query also
+        says ``link_hash != ''``: without it SQLite will not use the partial index."""
+        return self.filter(link_hash=link_hash).exclude(link_hash="").first()
+
     # -- start_challenge (code request hot path) ------------------------------------------
 
     def insert_new(self, challenge: Challenge) -> None:
@@ -173,8 +178,8 @@ class Challenge(models.Model):
     purpose = models.CharField(max_length=20, default="login")
     method = models.CharField(max_length=12, choices=Method.choices, default=Method.OTP)
     code_hash = models.CharField(max_length=64, editable=False)
-    # Indexed only where set (Meta.indexes): code-only challenges write no entry. Lookups
-    # must say ``link_hash != ""`` too, or SQLite will not use that partial index.
+    # Indexed only where set (Meta.indexes): code-only challenges write no entry. Look it
+    # up with ``Challenge.objects.by_link_hash``.
     link_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
     binding_hash = models.CharField(max_length=64, editable=False)
     version = models.PositiveIntegerField(default=1)
