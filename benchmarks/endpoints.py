@@ -158,6 +158,21 @@ ENDPOINTS: list[Endpoint] = [
         expect_json_key="refresh_token",
     ),
     Endpoint(
+        key="f0",
+        name="code verify floor",
+        description="(f) written as directly as this stack allows (benchmarks/floor.py): one "
+        "SELECT of the needed columns, binding and code checks, two ES256 signatures, one "
+        "transaction (UPDATE, two INSERTs); no models, hooks or signals. A ceiling for (f)",
+        method="POST",
+        path="/bench/floor/code-verify",
+        headers=API,
+        body='{"challenge_id":"$challenge_id","challenge_secret":"$challenge_secret",'
+        '"code":"$code"}',
+        consumable="code_challenge",
+        consumable_ttl=480,
+        expect_json_key="refresh_token",
+    ),
+    Endpoint(
         key="g",
         name="get_identity",
         description="redeem a PKCE authorization code: read it, S256 check, sign the tokens, "

@@ -64,7 +64,7 @@ def site_env(*, db_path: Path, secret_key: str, issuer: str) -> dict[str, str]:
         k: v for k, v in os.environ.items() if k not in _DROP and not k.startswith(_DROP_PREFIXES)
     }
     env.update(
-        DJANGO_SETTINGS_MODULE="project.settings",
+        DJANGO_SETTINGS_MODULE="benchmarks.settings",
         DATABASE_URL=f"sqlite:///{db_path}",
         DEBUG="0",
         SECRET_KEY=secret_key,
