@@ -73,9 +73,13 @@ class Defaults:
     #: Resends per challenge (each replaces the code and link).
     CODE_MAX_RESENDS: int = 3
     #: Consecutive wrong codes per identifier (across challenges and resends) before
-    #: verification for that identifier is throttled; a success resets it.
+    #: verification for that identifier is delayed; a success resets the count. The wrong
+    #: code that reaches it kills its challenge and starts the first delay.
     IDENTIFIER_FAILURE_LIMIT: int = 20
-    #: Throttle duration once IDENTIFIER_FAILURE_LIMIT is hit, and the counter's window.
+    #: First delay, seconds, once IDENTIFIER_FAILURE_LIMIT is reached; every further wrong
+    #: code doubles it (NIST SP 800-63B 3.2.2: from about 30 s up to an hour).
+    IDENTIFIER_FAILURE_DELAY: int = 30
+    #: Longest delay, seconds, and how long the count is kept after the last wrong code.
     IDENTIFIER_FAILURE_WINDOW: int = 3600
     #: Code/link sends allowed per client IP within SEND_WINDOW (Cotter: 10 per 5 min).
     SEND_LIMIT_PER_IP: int = 10
@@ -83,6 +87,13 @@ class Defaults:
     SEND_LIMIT_PER_IDENTIFIER: int = 5
     #: Window of the send limits, seconds.
     SEND_WINDOW: int = 300
+    #: Lookups per client IP within USER_LOOKUP_WINDOW of Cotter's ``GET /user?identifier=``
+    #: and ``POST /user/create`` made with the public API key alone: both tell whether an
+    #: address has an account. Calls that also send the application's API_SECRET_KEY
+    #: (server to server) are not counted.
+    USER_LOOKUP_LIMIT_PER_IP: int = 30
+    #: Window of USER_LOOKUP_LIMIT_PER_IP, seconds.
+    USER_LOOKUP_WINDOW: int = 300
     #: Cache alias used for rate limits (must be shared by all processes: Redis in production).
     RATELIMIT_CACHE: str = "default"
     #: Delivery backends per channel (dotted paths); a channel mapped to None is offered

@@ -144,3 +144,13 @@ def approximate_location(ip: str | None) -> str:
     except Exception:
         logger.warning("geolocation backend failed", exc_info=True)
         return ""
+
+
+def safe_message(text: object, limit: int = 300) -> str:
+    """An error message fit for a JSON body: at most ``limit`` characters (DRF's field
+    errors repeat the input, which can be 100 KB), and lone surrogates (valid in a JSON
+    string, not in UTF-8) replaced, which the JSON renderer could not encode."""
+    value = str(text)
+    if len(value) > limit:
+        value = value[: limit - 1] + "\u2026"
+    return value.encode("utf-8", "replace").decode("utf-8")

@@ -34,7 +34,7 @@ from authdevice.conf import app_settings
 from authdevice.crypto import jwt as jwtcrypto
 from authdevice.crypto.secrets import constant_time_equals, server_hmac_hex, sha256_hex
 from authdevice.flows.applications import get_application
-from authdevice.flows.codes import _failures
+from authdevice.flows.codes import _failure_state
 from authdevice.flows.tokens import ACCESS_TOKEN_TYPE, AMR, ID_TOKEN_TYPE, keyring
 from authdevice.http import client_ip, no_store
 from authdevice.models import AuthEvent, Challenge, Identifier, RefreshToken, UserIdentity
@@ -165,7 +165,7 @@ class CodeVerifyFloorView(APIView):
             and expires_at > (now if expires_at.tzinfo else now.replace(tzinfo=None))
             and is_active
             and constant_time_equals(sha256_hex(secret), binding_hash)
-            and _failures(value) < int(app_settings.IDENTIFIER_FAILURE_LIMIT)
+            and not _failure_state(value)[1]
             and constant_time_equals(server_hmac_hex(f"{pk}:{purpose}:{code}", "code"), code_hash)
         ):
             return _refused()

@@ -255,6 +255,24 @@ def test_five_wrong_codes_kill_the_challenge(client, application):
     assert Challenge.objects.get().state == "dead"
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"identifier": "a@example.com", "channel": "\ud800"},
+        {"identifier": "a@example.com", "method": "\udfff"},
+        {"identifier": "x\ud800@example.com"},
+        {"identifier": "a@example.com", "channel": "C" * 100_000},
+    ],
+)
+def test_input_repeated_in_an_error_is_bounded_and_encodable(client, application, body):
+    # DRF's choice errors repeat the input: a lone surrogate used to crash the renderer
+    # (500), and 100 KB of input came back in the message.
+    response = post(client, REQUEST, body, application)
+    data = assert_error(response, 400)
+    assert len(data["message"]) <= 300
+    assert len(response.content) < 1000
+
+
 def test_identifier_failure_cap_is_429_with_retry_after(client, application, settings):
     settings.AUTHDEVICE_IDENTIFIER_FAILURE_LIMIT = 2
     started = start(client, application)
@@ -277,6 +295,9 @@ def test_identifier_failure_cap_is_429_with_retry_after(client, application, set
         (REQUEST, {"identifier": ""}, "invalid_request"),
         (REQUEST, {"identifier": "a" * 250 + "@example.com"}, "invalid_request"),
         (REQUEST, {"identifier": "not an address"}, "invalid_identifier"),
+        (REQUEST, {"identifier": "alice@example.com\u200b"}, "invalid_identifier"),
+        (REQUEST, {"identifier": "alice@exam\u00adple.com"}, "invalid_identifier"),
+        (REQUEST, {"identifier": "alice@[127.0.0.1]"}, "invalid_identifier"),
         (REQUEST, {"identifier": "a@example.com\x00"}, "invalid_request"),
         (REQUEST, {"identifier": ["a@example.com"]}, "invalid_request"),
         (REQUEST, {"identifier": "a@example.com", "channel": "FAX"}, "invalid_request"),

@@ -21,6 +21,44 @@ def test_email_normalisation():
             normalise_email(bad)
 
 
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "alice@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com",  # full-width letters
+        "ALICE@EXAMPLE.COM",
+    ],
+)
+def test_email_look_alikes_of_one_mailbox_are_one_identifier(variant):
+    assert normalise_email(variant) == "alice@example.com"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "alice@example.com\u200b",  # zero-width space
+        "alice@e\u200bxample.com",
+        "alice@exam\u00adple.com",  # soft hyphen
+        "al\u200dice@example.com",  # zero-width joiner in the local part
+        "alice\u202e@example.com",  # bidi override
+        "alice@example.com\x00",
+        "alice@[127.0.0.1]",
+        "alice@[IPv6:::1]",
+        "ali ce@example.com",
+        "alice@exa\tmple.com",
+    ],
+)
+def test_email_with_hidden_characters_or_ip_literals_is_refused(bad):
+    with pytest.raises(InvalidIdentifier):
+        normalise_email(bad)
+
+
+def test_international_domains_keep_one_form():
+    # The ASCII (IDNA) form mail is delivered to; composed and decomposed letters agree.
+    assert normalise_email("Juergen@M\u00fcnchen.de") == "juergen@xn--mnchen-3ya.de"
+    assert normalise_email("juergen@mu\u0308nchen.de") == "juergen@xn--mnchen-3ya.de"
+    assert normalise_email("juergen@xn--mnchen-3ya.de") == "juergen@xn--mnchen-3ya.de"
+
+
 def test_phone_normalisation_to_e164(settings):
     assert normalise_phone("+1 (415) 555-2671") == "+14155552671"
     assert normalise_phone("+44 20 7946 0958") == "+442079460958"

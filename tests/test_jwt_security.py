@@ -245,6 +245,18 @@ def test_no_token_is_401_and_garbage_bearer_is_401(api, db):
         assert response.status_code == 401, value
 
 
+@pytest.mark.parametrize("part", ["header", "payload"])
+def test_deeply_nested_json_in_a_token_is_401_not_500(api, db, part):
+    # 5,000 nested brackets fit under the 8 KB token limit and exceed Python's recursion
+    # limit in json.loads: refused as malformed, before any signature check.
+    nested = b64u(b"[" * 5000)
+    header = nested if part == "header" else b64u_json({"alg": "ES256", "typ": "at+jwt"})
+    payload = nested if part == "payload" else b64u_json({})
+    token = f"{header}.{payload}.{b64u(b'x' * 64)}"
+    assert len(token) < 8192
+    assert api.get(ME, HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 401
+
+
 def test_non_ascii_bearer_is_401(api, db):
     response = api.get(ME, HTTP_AUTHORIZATION="Bearer \u00e9t\u00e9.a.b".encode().decode("latin-1"))
     assert response.status_code == 401

@@ -256,6 +256,40 @@ def test_a2_user_by_identifier_and_zero_uuid_when_unknown(api, application, iden
     assert api.get("/api/v0/user", **h).json()["ID"] == ZERO_UUID
 
 
+def test_a1_a2_lookups_with_the_public_key_alone_are_limited_per_ip(
+    api, application, identity, h, settings
+):
+    # Both answer whether an address has an account (security.md J03).
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.AUTHDEVICE_USER_LOOKUP_LIMIT_PER_IP = 3
+    for i in range(3):
+        assert api.get("/api/v0/user", {"identifier": f"u{i}@example.com"}, **h).status_code == 200
+    blocked = api.get("/api/v0/user", {"identifier": "alice@example.com"}, **h)
+    assert blocked.status_code == 429 and 0 < int(blocked["Retry-After"]) <= 300
+    assert "alice" not in blocked.content.decode()
+    created = api.post("/api/v0/user/create", {"identifier": "new@example.com"}, format="json", **h)
+    assert created.status_code == 429
+    assert not Identifier.objects.filter(value="new@example.com").exists()
+    # Another address (IP) is not limited; a server with the secret key is not counted.
+    other_ip = api.get(
+        "/api/v0/user", {"identifier": "alice@example.com"}, REMOTE_ADDR="10.9.9.9", **h
+    )
+    assert other_ip.status_code == 200
+    server = {**h, "HTTP_API_SECRET_KEY": application.secret}
+    for _ in range(5):
+        assert (
+            api.get("/api/v0/user", {"identifier": "alice@example.com"}, **server).status_code
+            == 200
+        )
+    wrong_secret = {**h, "HTTP_API_SECRET_KEY": "not-the-secret"}
+    assert (
+        api.get("/api/v0/user", {"identifier": "x@example.com"}, **wrong_secret).status_code == 429
+    )
+    cache.clear()
+
+
 def test_a2_phone_whose_plus_arrived_as_a_space(api, application, user, h):
     add_identifier(user, "PHONE", "+14155550123")
     response = api.get("/api/v0/user?identifier=+14155550123", **h)  # '+' decodes to ' '

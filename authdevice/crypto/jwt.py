@@ -65,7 +65,8 @@ def _b64decode(part: str) -> bytes:
 def _json_part(part: str) -> dict[str, Any]:
     try:
         value = json.loads(_b64decode(part))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: thousands of nested brackets fit in a token's 8 KB.
         raise TokenError("malformed token") from exc
     if not isinstance(value, dict):
         raise TokenError("malformed token")

@@ -9,7 +9,10 @@ session, an authorization code or a token set.
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
+import time
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -328,34 +331,94 @@ def resend_challenge(
 # -- the per-identifier failure count (NIST 800-63B 3.2.2): across codes and resends --
 
 
+#: The purpose of sign-in challenges; a code or link only ever signs in through a
+#: challenge started for it (security.md A05).
+LOGIN = "login"
+#: The purpose of django-otp's challenges (``IdentifierDevice.generate_challenge``): a code
+#: that proves the signed-in user still holds the address, never a sign-in.
+OTP_CHECK = "otp"
+
+
 def _failure_key(identifier: str) -> str:
     return "authdevice:fail:" + hashlib.sha256(identifier.encode()).hexdigest()[:32]
 
 
-def _failures(identifier: str) -> int:
+def _wait_key(identifier: str) -> str:
+    return "authdevice:failwait:" + hashlib.sha256(identifier.encode()).hexdigest()[:32]
+
+
+def _failure_state(identifier: str) -> tuple[int, int]:
+    """``(wrong codes counted, seconds to wait before the next check)`` for this
+    identifier (:func:`_count_failure`); one cache round trip."""
+    count_key, wait_key = _failure_key(identifier), _wait_key(identifier)
     try:
-        return int(caches[app_settings.RATELIMIT_CACHE].get(_failure_key(identifier)) or 0)
+        found = caches[app_settings.RATELIMIT_CACHE].get_many([count_key, wait_key])
     except Exception as exc:
         raise ratelimit.RateLimitUnavailable() from exc
+    until = found.get(wait_key)
+    wait = 0 if until is None else max(0, math.ceil(float(until) - time.time()))
+    return int(found.get(count_key) or 0), wait
 
 
-def _count_failure(identifier: str) -> None:
+def _count_failure(identifier: str) -> int:
+    """Count one wrong code for ``identifier`` and return the count (kept for
+    ``IDENTIFIER_FAILURE_WINDOW`` after the last one). From ``IDENTIFIER_FAILURE_LIMIT``
+    on, every wrong code makes the identifier wait before its next check:
+    ``IDENTIFIER_FAILURE_DELAY`` seconds, doubling with each further one, at most
+    ``IDENTIFIER_FAILURE_WINDOW`` (security.md J02: delays, not a lockout)."""
     cache = caches[app_settings.RATELIMIT_CACHE]
     key = _failure_key(identifier)
+    window = int(app_settings.IDENTIFIER_FAILURE_WINDOW)
     try:
-        if not cache.add(key, 1, timeout=int(app_settings.IDENTIFIER_FAILURE_WINDOW)):
-            cache.incr(key)
-    except ValueError:
-        cache.set(key, 1, timeout=int(app_settings.IDENTIFIER_FAILURE_WINDOW))
+        if cache.add(key, 1, timeout=window):
+            count = 1
+        else:
+            count = cache.incr(key)
+            cache.touch(key, timeout=window)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=window)
+        count = 1
     except Exception as exc:
         raise ratelimit.RateLimitUnavailable() from exc
+    limit = int(app_settings.IDENTIFIER_FAILURE_LIMIT)
+    if count >= limit:
+        base = int(app_settings.IDENTIFIER_FAILURE_DELAY)
+        delay = min(base * 2 ** min(count - limit, 20), window)
+        try:
+            cache.set(_wait_key(identifier), time.time() + delay, timeout=delay)
+        except Exception as exc:
+            raise ratelimit.RateLimitUnavailable() from exc
+    return count
 
 
 def _clear_failures(identifier: str) -> None:
     try:
-        caches[app_settings.RATELIMIT_CACHE].delete(_failure_key(identifier))
+        caches[app_settings.RATELIMIT_CACHE].delete_many(
+            [_failure_key(identifier), _wait_key(identifier)]
+        )
     except Exception:  # noqa: BLE001, S110 - a stale counter only delays the user
         pass
+
+
+def _typed(code: object) -> str:
+    """The code as typed, without spaces and dashes (``123 456``, ``123-456``); digits of
+    other scripts' keyboards (full-width U+FF11...) read as ASCII digits."""
+    text = str(code or "")[:32]
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    return "".join(ch for ch in text if not ch.isspace() and ch != "-")
+
+
+def _wrong_code(challenge: Challenge) -> None:
+    """Count a wrong code against the challenge (dead after ``CODE_MAX_ATTEMPTS``) and its
+    identifier; once the identifier's count reaches the limit, the challenge dies too."""
+    Challenge.objects.count_wrong_code(
+        challenge.pk, challenge.version, int(app_settings.CODE_MAX_ATTEMPTS)
+    )
+    if _count_failure(challenge.identifier) >= int(app_settings.IDENTIFIER_FAILURE_LIMIT):
+        Challenge.objects.filter(pk=challenge.pk, state=Challenge.State.PENDING).update(
+            state=Challenge.State.DEAD
+        )
 
 
 _UNREAD = object()
@@ -493,14 +556,19 @@ def verify_code(
     is counted by one atomic UPDATE (dead at the limit) and a right one is only accepted
     by the UPDATE that finds the challenge still pending with the same code."""
     challenge = _bound_challenge(challenge_id, binding, lock=False, application=application)
+    # The wait first: after the wrong code that started it, "try again in ..." says more
+    # than "invalid code" (that code's challenge is dead).
+    failures, wait = _failure_state(challenge.identifier)
+    if wait:
+        raise ratelimit.RateLimited(wait)
     now = timezone.now()
-    if challenge.state != Challenge.State.PENDING or now >= challenge.expires_at:
+    if (
+        challenge.state != Challenge.State.PENDING
+        or now >= challenge.expires_at
+        or challenge.purpose != LOGIN
+    ):
         raise InvalidCode()
-    failures = _failures(challenge.identifier)
-    if failures >= int(app_settings.IDENTIFIER_FAILURE_LIMIT):
-        raise ratelimit.RateLimited(int(app_settings.IDENTIFIER_FAILURE_WINDOW))
-    typed = "".join(ch for ch in str(code or "")[:32] if not ch.isspace() and ch != "-")
-    if constant_time_equals(_code_hash(typed, challenge), challenge.code_hash):
+    if constant_time_equals(_code_hash(_typed(code), challenge), challenge.code_hash):
         return _complete(
             challenge,
             Challenge.Method.OTP,
@@ -509,10 +577,7 @@ def verify_code(
             application=application,
             failures=failures,
         )
-    Challenge.objects.count_wrong_code(
-        challenge.pk, challenge.version, int(app_settings.CODE_MAX_ATTEMPTS)
-    )
-    _count_failure(challenge.identifier)
+    _wrong_code(challenge)
     raise InvalidCode()
 
 
@@ -525,6 +590,7 @@ def preview_link(token: object) -> Challenge | None:
         challenge is None
         or challenge.state != Challenge.State.PENDING
         or timezone.now() >= challenge.expires_at
+        or challenge.purpose != LOGIN
     ):
         return None
     return challenge
@@ -557,24 +623,51 @@ def verify_link(
         raise InvalidCode(_("This link is not valid or has expired. Request a new one.")) from exc
 
 
-def verify_code_for_identifier(value: str, token: object) -> bool:
-    """django-otp hook: check ``token`` against the newest pending challenge of ``value``."""
+def start_check(identifier: Identifier, request: HttpRequest | None = None) -> StartedChallenge:
+    """Send a code that proves the signed-in user still holds ``identifier``
+    (django-otp's ``generate_challenge``). Its challenge can only be answered through
+    :func:`verify_code_for_identifier`, never used to sign in; the send limits apply."""
+    return start_challenge(
+        identifier=identifier.value, kind=identifier.kind, request=request, purpose=OTP_CHECK
+    )
+
+
+def check_state(value: str) -> tuple[int, int]:
+    """``(wrong codes counted, seconds before a code is checked again)`` for ``value``
+    (see :func:`_count_failure`)."""
+    return _failure_state(value)
+
+
+def verify_code_for_identifier(identifier: Identifier, token: object) -> bool:
+    """django-otp hook: ``token`` against the newest pending challenge that
+    :func:`start_check` started for ``identifier``, under the rules of sign-in: the
+    identifier's failure delays, at most ``CODE_MAX_ATTEMPTS`` wrong codes per challenge
+    (each counted by one atomic UPDATE, dead at the limit), single use (a conditional
+    UPDATE). Sign-in challenges never answer here, nor these challenges at sign-in."""
     challenge = (
-        Challenge.objects.filter(identifier=value, state=Challenge.State.PENDING)
+        Challenge.objects.filter(
+            identifier=identifier.value,
+            kind=identifier.kind,
+            purpose=OTP_CHECK,
+            state=Challenge.State.PENDING,
+        )
         .order_by("-created_at")
         .first()
     )
-    if challenge is None or timezone.now() >= challenge.expires_at:
+    now = timezone.now()
+    if challenge is None or now >= challenge.expires_at:
         return False
-    typed = str(token or "").strip()
-    if not constant_time_equals(_code_hash(typed, challenge), challenge.code_hash):
-        Challenge.objects.filter(pk=challenge.pk).update(attempts=challenge.attempts + 1)
+    failures, wait = _failure_state(challenge.identifier)
+    if wait:
         return False
-    return bool(
-        Challenge.objects.filter(pk=challenge.pk, state=Challenge.State.PENDING).update(
-            state=Challenge.State.VERIFIED, verified_at=timezone.now()
-        )
-    )
+    if not constant_time_equals(_code_hash(_typed(token), challenge), challenge.code_hash):
+        _wrong_code(challenge)
+        return False
+    if not Challenge.objects.consume(challenge.pk, challenge.version, identifier.identity_id, now):
+        return False
+    if failures:
+        _clear_failures(challenge.identifier)
+    return True
 
 
 def mask_identifier(value: str) -> str:

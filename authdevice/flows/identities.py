@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import phonenumbers
@@ -30,12 +31,33 @@ class SignupClosed(FlowError):
 _email_validator = EmailValidator()
 
 
+# Invisible and control characters (zero-width spaces, soft hyphens, bidi controls...)
+# that would make a second identifier for the same mailbox.
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"})
+
+
 def normalise_email(value: str) -> str:
-    """Trim and lower-case an email address; raise InvalidIdentifier if it is not one."""
+    """The canonical form of an email address: trimmed, lower-case, the domain in its
+    ASCII (IDNA) form, as mail is delivered to it, so that look-alikes (full-width
+    letters) of one mailbox are one identifier. Raise
+    InvalidIdentifier if it is not an address, holds invisible or control characters, or
+    names an IP literal instead of a domain."""
     if not isinstance(value, str):
         raise InvalidIdentifier()
-    email = value.strip().lower()
-    if len(email) > 254:
+    email = value.strip()
+    if not email.isascii():
+        if len(email) > 254 or any(unicodedata.category(ch) in _HIDDEN for ch in email):
+            raise InvalidIdentifier()
+        local, at, domain = email.rpartition("@")
+        if not at:
+            raise InvalidIdentifier()
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise InvalidIdentifier() from exc
+        email = f"{local}@{domain}"  # a non-ASCII local part: refused by the validator
+    email = email.lower()
+    if len(email) > 254 or email.endswith("]"):
         raise InvalidIdentifier()
     try:
         _email_validator(email)

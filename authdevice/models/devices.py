@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_otp.models import Device
 
@@ -63,8 +65,11 @@ class IdentifierDevice(Device):
     """django-otp's view of an email address or phone number that signed the user in.
 
     ``django_otp.login(request, device)`` after a code or link sign-in makes
-    ``request.user.is_verified()`` true. ``verify_token`` checks a code against the newest
-    pending sign-in challenge of this identifier.
+    ``request.user.is_verified()`` true. For django-otp's forms (e.g. a step-up with
+    ``OTPTokenForm``), ``generate_challenge`` sends a code to the address and
+    ``verify_token`` checks it, with the limits of sign-in (failure delays, at most
+    ``CODE_MAX_ATTEMPTS`` wrong codes per challenge, single use). Those codes never sign
+    anyone in, and sign-in codes never answer ``verify_token``.
     """
 
     identifier = models.OneToOneField(
@@ -75,10 +80,33 @@ class IdentifierDevice(Device):
         verbose_name = _("email/phone authenticator")
         verbose_name_plural = _("email/phone authenticators")
 
+    def generate_challenge(self) -> str:
+        """Send a one-time code to the address (django-otp). Raises the flows' errors
+        (``RateLimited`` past the send limits, ``DeliveryUnavailable``...)."""
+        from ..flows.codes import mask_identifier, start_check
+
+        start_check(self.identifier)
+        return _("sent to %(address)s") % {"address": mask_identifier(self.identifier.value)}
+
+    def verify_is_allowed(self) -> tuple[bool, dict[str, Any] | None]:
+        """False while the address waits after too many wrong codes (django-otp)."""
+        from django_otp.models import VerifyNotAllowed
+
+        from ..flows.codes import check_state
+
+        failures, wait = check_state(self.identifier.value)
+        if wait:
+            return False, {
+                "reason": VerifyNotAllowed.N_FAILED_ATTEMPTS,
+                "failure_count": failures,
+                "locked_until": timezone.now() + timedelta(seconds=wait),
+            }
+        return True, None
+
     def verify_token(self, token: object) -> bool:
         from ..flows.codes import verify_code_for_identifier
 
-        return verify_code_for_identifier(self.identifier.value, token)
+        return verify_code_for_identifier(self.identifier, token)
 
 
 class TrustedDeviceQuerySet(models.QuerySet["TrustedDevice"]):

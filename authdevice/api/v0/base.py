@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from ...flows.applications import get_application, origin_allowed_anywhere
 from ...flows.errors import FlowError, InvalidApplication
+from ...http import safe_message
 from ...models import Application
 
 API_KEY_HEADER = "HTTP_API_KEY_ID"
@@ -28,7 +29,7 @@ def error_response(
     msg: str, type_: str, status: int, headers: dict[str, str] | None = None
 ) -> Response:
     """Cotter's error body: ``{"msg": ..., "type": ...}``."""
-    response = Response({"msg": str(msg), "type": type_}, status=status, headers=headers)
+    response = Response({"msg": safe_message(msg), "type": type_}, status=status, headers=headers)
     add_never_cache_headers(response)
     return response
 

@@ -15,8 +15,10 @@ from django.utils.translation import gettext as _
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from ...conf import app_settings
 from ...crypto import devicekeys
 from ...flows import devices as device_flows
+from ...flows import ratelimit
 from ...flows.errors import FlowError, InvalidApplication, InvalidIdentifier, InvalidToken
 from ...flows.identities import (
     create_user,
@@ -26,7 +28,7 @@ from ...flows.identities import (
 )
 from ...flows.ratelimit import RateLimited
 from ...flows.tokens import issue_token_set, verify_access_token
-from ...http import no_store
+from ...http import client_ip, no_store
 from ...models import Application, Identifier, TrustedDevice, UserIdentity
 from .base import CotterAPIView, error_response
 from .serializers import user_object
@@ -242,6 +244,21 @@ class DeviceAPIView(CotterAPIView):
         return super().handle_exception(exc)
 
 
+def limit_public_lookup(request: Request, application: Application) -> None:
+    """A1 and A2 tell whether an address has an account, and Cotter's SDKs call them with
+    the public API key alone: such calls count against a per-IP limit (security.md J03);
+    calls with the application's ``API_SECRET_KEY`` (a server) do not."""
+    secret = request.META.get("HTTP_API_SECRET_KEY")
+    if isinstance(secret, str) and secret and application.check_secret(secret):
+        return
+    limit = ratelimit.Limit(
+        "user-lookup-ip",
+        int(app_settings.USER_LOOKUP_LIMIT_PER_IP),
+        int(app_settings.USER_LOOKUP_WINDOW),
+    )
+    ratelimit.hit(limit, client_ip(request) or "unknown")
+
+
 # --------------------------------------------------------------------------- A1
 
 
@@ -252,6 +269,7 @@ class CreateUserView(DeviceAPIView):
 
     def post(self, request: Request) -> Response:
         application = self.get_application(request)
+        limit_public_lookup(request, application)
         data = self.body(request)
         raw: list[object] = []
         if data.get("identifier") not in (None, ""):
@@ -288,6 +306,7 @@ class UserByIdentifierView(DeviceAPIView):
 
     def get(self, request: Request) -> Response:
         application = self.get_application(request)
+        limit_public_lookup(request, application)
         identifier = request.query_params.get("identifier", "")
         if identifier.startswith(" ") and identifier.strip().isdigit():
             identifier = "+" + identifier.strip()  # an unescaped '+' of a phone number

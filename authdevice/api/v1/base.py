@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from ...flows.applications import get_application
 from ...flows.errors import FlowError, InvalidApplication
 from ...flows.ratelimit import RateLimited
-from ...http import no_store
+from ...http import no_store, safe_message
 from ...models import Application
 from ..v0.base import API_KEY_HEADER, JSONObjectParser, PlainJSONNegotiation
 
@@ -25,7 +25,7 @@ def error_response(
 ) -> Response:
     """The native error body: ``{"error": <stable code>, "message": <text for people>}``."""
     return no_store(
-        Response({"error": code, "message": str(message)}, status=status, headers=headers)
+        Response({"error": code, "message": safe_message(message)}, status=status, headers=headers)
     )
 
 
