@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -82,8 +83,38 @@ def _show_secret(request: HttpRequest, app: Application, secret: str) -> HttpRes
     return response
 
 
+class ApplicationForm(forms.ModelForm):
+    """The registration rules for redirect URLs and origins are enforced by
+    ``Application.clean_fields`` (run by this form); the help texts spell them out."""
+
+    class Meta:
+        model = Application
+        fields = [
+            "name",
+            "is_active",
+            "allowed_origins",
+            "redirect_urls",
+            "access_token_lifetime",
+            "allow_unauthenticated_enrolment",
+        ]
+        help_texts = {
+            "redirect_urls": _(
+                'A JSON list of exact URLs, e.g. ["https://app.example.com/callback", '
+                '"com.example.app:/callback", "http://127.0.0.1/callback"]. Use https; http '
+                "only for loopback (127.0.0.1, [::1], localhost), which then matches any "
+                "port; an app's own scheme must be a reverse domain name (RFC 8252). No "
+                "fragments (#), wildcards (*) or user@host."
+            ),
+            "allowed_origins": _(
+                'A JSON list of exact origins, e.g. ["https://www.example.com"] '
+                "(scheme://host[:port], https, or http for loopback)."
+            ),
+        }
+
+
 @admin.register(Application)
 class ApplicationAdmin(admin.ModelAdmin):
+    form = ApplicationForm
     list_display = [
         "name",
         "api_key_id",

@@ -8,8 +8,15 @@ from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.db import DatabaseError
 from django.utils.module_loading import import_string
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from .conf import app_settings
+
+REDIS_HINT = _(
+    "Point AUTHDEVICE_RATELIMIT_CACHE at a cache every process shares, e.g. Redis: "
+    "{'BACKEND': 'django.core.cache.backends.redis.RedisCache', 'LOCATION': 'redis://…'}."
+)
 
 
 @register(Tags.security)
@@ -109,3 +116,63 @@ def check_legacy_enrolment(app_configs: Any = None, **kwargs: Any) -> list:
             id="authdevice.W010",
         )
     ]
+
+
+@register(Tags.security, Tags.caches)
+def check_ratelimit_cache(app_configs: Any = None, **kwargs: Any) -> list:
+    """Rate limits (code guesses, sends) only hold if every process counts in one store:
+    refuse a per-process or non-counting cache for AUTHDEVICE_RATELIMIT_CACHE in production
+    (security.md J04). With DEBUG on (``make run``) a local cache is fine; an alias missing
+    from CACHES is an error either way."""
+    from django.core.cache.backends.dummy import DummyCache
+    from django.core.cache.backends.locmem import LocMemCache
+
+    alias = app_settings.RATELIMIT_CACHE
+    config = getattr(settings, "CACHES", {}).get(alias)
+    if config is None:
+        return [
+            Error(
+                _("AUTHDEVICE_RATELIMIT_CACHE names a cache that is not in CACHES: %(alias)r.")
+                % {"alias": alias},
+                hint=format_lazy(
+                    "{} {}",
+                    _("Every code verification would answer 503 (rate limits fail closed)."),
+                    REDIS_HINT,
+                ),
+                id="authdevice.E008",
+            )
+        ]
+    if settings.DEBUG:
+        return []
+    try:
+        backend = import_string(config.get("BACKEND", ""))
+    except ImportError:
+        return []  # Django reports a cache it cannot load when the cache is first used
+    if not isinstance(backend, type):
+        return []
+    if issubclass(backend, DummyCache):
+        return [
+            Error(
+                _(
+                    "AUTHDEVICE_RATELIMIT_CACHE (%(alias)r) is a DummyCache: it stores nothing, "
+                    "so rate limits never apply (unlimited code guesses)."
+                )
+                % {"alias": alias},
+                hint=REDIS_HINT,
+                id="authdevice.E007",
+            )
+        ]
+    if issubclass(backend, LocMemCache):
+        return [
+            Warning(
+                _(
+                    "AUTHDEVICE_RATELIMIT_CACHE (%(alias)r) is a LocMemCache: each process "
+                    "counts on its own, so with several workers (or after a restart) rate "
+                    "limits undercount."
+                )
+                % {"alias": alias},
+                hint=REDIS_HINT,
+                id="authdevice.W004",
+            )
+        ]
+    return []

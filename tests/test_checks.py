@@ -1,9 +1,15 @@
 from __future__ import annotations
 
 import pytest
+from django.core import checks
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.checks import run_checks
 
 from authdevice.flows.applications import create_application
+
+
+class TunedLocMemCache(LocMemCache):
+    """A project's own LocMemCache: still one store per process."""
 
 
 def ids(**kwargs):
@@ -53,3 +59,75 @@ def test_legacy_enrolment_switch_warns(settings):
     assert "authdevice.W010" not in ids(databases=["default"])
     create_application(name="Old app", allow_unauthenticated_enrolment=True)
     assert "authdevice.W010" in ids(databases=["default"])
+
+
+# --------------------------------------------------------------------------- J04
+
+LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+DUMMY = {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}
+REDIS = {
+    "BACKEND": "django.core.cache.backends.redis.RedisCache",
+    "LOCATION": "redis://127.0.0.1:1/0",  # never connected to: checks only read CACHES
+}
+
+
+def ratelimit_messages():
+    return [
+        m
+        for m in run_checks(tags=["security"])
+        if m.id in {"authdevice.W004", "authdevice.E007", "authdevice.E008"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("backend", "expected"),
+    [(LOCMEM, "authdevice.W004"), (DUMMY, "authdevice.E007"), (REDIS, None)],
+)
+def test_per_process_ratelimit_cache_is_reported_in_production(settings, backend, expected):
+    settings.DEBUG = False
+    settings.CACHES = {"default": backend}
+    found = ratelimit_messages()
+    assert [m.id for m in found] == ([expected] if expected else [])
+    for message in found:
+        assert "AUTHDEVICE_RATELIMIT_CACHE" in message.msg
+        assert "django.core.cache.backends.redis.RedisCache" in str(message.hint)
+    if expected == "authdevice.W004":
+        assert found[0].level == checks.WARNING
+    if expected == "authdevice.E007":
+        assert found[0].is_serious()  # a DummyCache never counts: limits never apply
+
+
+@pytest.mark.parametrize("backend", [LOCMEM, DUMMY])
+def test_local_ratelimit_cache_is_fine_with_debug_on(settings, backend):
+    """``make run`` (DEBUG=1, no REDIS_URL) uses LocMemCache: no message."""
+    settings.DEBUG = True
+    settings.CACHES = {"default": backend}
+    assert ratelimit_messages() == []
+
+
+def test_the_ratelimit_alias_is_the_one_checked(settings):
+    settings.DEBUG = False
+    settings.CACHES = {"default": LOCMEM, "limits": REDIS}
+    settings.AUTHDEVICE_RATELIMIT_CACHE = "limits"
+    assert ratelimit_messages() == []
+    settings.CACHES = {"default": REDIS, "limits": DUMMY}
+    assert [m.id for m in ratelimit_messages()] == ["authdevice.E007"]
+
+
+def test_a_locmem_subclass_is_still_per_process(settings):
+    settings.DEBUG = False
+    settings.CACHES = {"default": {"BACKEND": "tests.test_checks.TunedLocMemCache"}}
+    assert [m.id for m in ratelimit_messages()] == ["authdevice.W004"]
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_unknown_ratelimit_alias_is_an_error(settings, debug):
+    settings.DEBUG = debug
+    settings.AUTHDEVICE_RATELIMIT_CACHE = "nope"
+    assert [m.id for m in ratelimit_messages()] == ["authdevice.E008"]
+
+
+def test_example_site_test_settings_raise_no_ratelimit_error():
+    """The settings the suite runs with (DEBUG off, LocMemCache unless REDIS_URL is set)
+    get at most the warning: nothing that stops ``migrate`` or ``runserver``."""
+    assert not any(m.is_serious() for m in ratelimit_messages())

@@ -204,4 +204,3 @@ def test_full_width_digits_are_the_code(user):
     started, code = start("alice@example.com")
     full_width = "".join(chr(0xFF10 + int(d)) for d in code)
     assert verify(started, f" {full_width[:3]}\u3000{full_width[3:]} ").user == user
-

@@ -27,7 +27,7 @@ def test_create_application_json():
             "--redirect-url",
             "http://localhost:18555",
             "--redirect-url",
-            "myapp://callback",
+            "com.example.app:/callback",
             "--origin",
             "https://www.example.com/",
             "--json",
@@ -35,7 +35,7 @@ def test_create_application_json():
     )
     app = Application.objects.get(api_key_id=data["api_key_id"])
     assert app.check_secret(data["secret_key"])
-    assert app.redirect_urls == ["http://localhost:18555", "myapp://callback"]
+    assert app.redirect_urls == ["http://localhost:18555", "com.example.app:/callback"]
     assert app.allowed_origins == ["https://www.example.com"]
     assert data["secret_key"] not in app.secret_hash
 

@@ -483,6 +483,15 @@ def test_garbage_challenge_id_is_400_never_500(client, application, identity, ch
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("field", ["authorization_code", "code_verifier", "redirect_url"])
+def test_lone_surrogates_are_invalid_grant_never_500(client, application, identity, field):
+    # A JSON string may hold a lone surrogate, which no hash can encode.
+    body = issue(application, identity)
+    body[field] = "\ud800" + body[field][1:]
+    assert_invalid_grant(redeem(client, application.api_key_id, body))
+
+
+@pytest.mark.django_db
 def test_wrong_challenge_id_for_a_real_code(client, application, identity):
     body = issue(application, identity)
     other = issue(application, identity)

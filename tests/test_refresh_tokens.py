@@ -349,6 +349,31 @@ def test_g06_revoke_unknown_or_garbage_is_200_and_changes_nothing(
     assert not AuthEvent.objects.filter(event=AuthEvent.Kind.TOKENS_REVOKED).exists()
 
 
+@pytest.mark.parametrize("secret", ["\ud800", "\udfff\udfff", "\u00e9t\u00e9"])
+def test_non_ascii_secret_of_a_real_token_is_refused_never_500(api, application, token_set, secret):
+    # A JSON string may hold a lone surrogate, which cannot be hashed: refused up front.
+    forged = f"{token_set.refresh_token.split(':')[0]}:{secret}"
+
+    def post(url: str, body: dict[str, str]):
+        # json.dumps escapes the surrogate (APIClient's renderer cannot encode it).
+        return api.generic(
+            "POST",
+            url,
+            json.dumps(body),
+            content_type="application/json",
+            HTTP_API_KEY_ID=application.api_key_id,
+        )
+
+    response = post(
+        f"/api/v0/token/{application.api_key_id}",
+        {"grant_type": "refresh_token", "refresh_token": forged},
+    )
+    assert response.status_code == 400 and response.json()["type"] == "invalid_grant"
+    assert post("/api/v0/token/revoke", {"token": forged}).status_code == 200
+    assert row_of(token_set.refresh_token).revoked_at is None
+    assert row_of(token_set.refresh_token).used_at is None
+
+
 def test_g06_revoke_twice_is_200(api, application, token_set):
     assert revoke(api, application, token_set.refresh_token).status_code == 200
     first = row_of(token_set.refresh_token).revoked_at
@@ -484,3 +509,234 @@ def test_refresh_query_budget(
     # A failed refresh with a malformed token costs nothing.
     with django_assert_num_queries(0):
         assert_invalid_grant(refresh(api, application, "not-a-token"))
+
+
+# ------------------------------------------------- H07/L01: sign out everywhere cascades
+#
+# revoke_user_tokens also ends what could still mint a session: unredeemed authorization
+# codes, pending sign-in challenges, pending (and approved but uncollected) approval
+# requests and unredeemed QR binding codes -- of that user only.
+
+GET_IDENTITY = "/api/v0/verify/get_identity?oauth_token=true"
+CODE_REDIRECT = "https://app.example.com/cb"
+INVALID_CODE = {
+    "msg": "The authorization code is invalid, expired or already used.",
+    "type": "invalid_grant",
+}
+
+
+@pytest.fixture
+def bob(db):
+    from django.contrib.auth import get_user_model
+
+    from authdevice.flows.identities import add_identifier
+
+    user = get_user_model().objects.create_user(username="bob", email="bob@example.com")
+    add_identifier(user, "EMAIL", "bob@example.com", verified=True)
+    return user.authdevice_identity
+
+
+def authorization_code(application, identity) -> dict:
+    """A code as the hosted page mints it, as the app would redeem it (D1 body)."""
+    from authdevice.flows.pkce import create_authorization_code, s256
+
+    verifier = "v" * 43
+    row, code = create_authorization_code(
+        application=application,
+        identity=identity,
+        identifier=identity.identifiers.get(),
+        auth_method="OTP",
+        redirect_url=CODE_REDIRECT,
+        code_challenge=s256(verifier),
+    )
+    return {
+        "code_verifier": verifier,
+        "authorization_code": code,
+        "challenge_id": row.pk,
+        "redirect_url": CODE_REDIRECT,
+    }
+
+
+def redeem_code(api, application, body: dict):
+    return api.post(GET_IDENTITY, body, format="json", HTTP_API_KEY_ID=application.api_key_id)
+
+
+def test_h07_code_issued_before_sign_out_everywhere_cannot_be_redeemed(
+    api, application, identity, token_set
+):
+    body = authorization_code(application, identity)
+    token_flows.revoke_user_tokens(identity, reason="logout everywhere")
+    issued = RefreshToken.objects.count()
+    response = redeem_code(api, application, body)
+    # The same answer as any invalid code: nothing tells the caller why.
+    assert response.status_code == 400, response.content
+    assert response.json() == INVALID_CODE
+    garbage = redeem_code(api, application, {**body, "authorization_code": "x" * 43})
+    assert (garbage.status_code, garbage.json()) == (400, INVALID_CODE)
+    assert RefreshToken.objects.count() == issued  # no session was minted
+    assert not RefreshToken.objects.filter(revoked_at__isnull=True).exists()
+
+
+def test_h07_redeemed_code_tokens_are_revoked_and_the_code_stays_spent(api, application, identity):
+    body = authorization_code(application, identity)
+    first = redeem_code(api, application, body)
+    assert first.status_code == 200, first.content
+    token_flows.revoke_user_tokens(identity, reason="logout everywhere")
+    assert_invalid_grant(refresh(api, application, first.json()["oauth_token"]["refresh_token"]))
+    assert redeem_code(api, application, body).json() == INVALID_CODE
+
+
+def test_h07_codes_of_other_users_are_untouched(api, application, identity, bob):
+    mine = authorization_code(application, identity)
+    theirs = authorization_code(application, bob)
+    token_flows.revoke_user_tokens(identity, reason="logout everywhere")
+    assert redeem_code(api, application, mine).json() == INVALID_CODE
+    response = redeem_code(api, application, theirs)
+    assert response.status_code == 200, response.content
+    row = RefreshToken.objects.get(pk=int(response.json()["oauth_token"]["refresh_token"][:-44]))
+    assert row.identity_id == bob.pk and row.revoked_at is None
+
+
+@pytest.fixture
+def outbox(settings, django_capture_on_commit_callbacks):
+    """Codes are sent after commit: run those callbacks and keep the mail in memory."""
+    from django.core import mail
+    from django.core.cache import cache
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    cache.clear()  # the send limits
+
+    def start(identifier: str, method: str = "OTP"):
+        from authdevice.flows import codes
+
+        with django_capture_on_commit_callbacks(execute=True):
+            started = codes.start_challenge(identifier=identifier, method=method)
+        body = mail.outbox[-1].body
+        code = re.search(r"\b(\d{6})\b", body).group(1)
+        link = re.search(r"/signin/link/([^/\s]+)/", body)
+        return started, code, link.group(1) if link else None
+
+    return start
+
+
+def test_h07_pending_challenge_no_longer_signs_in(identity, bob, outbox):
+    from authdevice.flows import codes
+    from authdevice.models import Challenge
+
+    mine, my_code, my_link = outbox("alice@example.com", "MAGIC_LINK")
+    theirs, their_code, _ = outbox("bob@example.com")
+    token_flows.revoke_user_tokens(identity, reason="logout everywhere")
+    assert Challenge.objects.get(pk=mine.challenge.pk).state == Challenge.State.DEAD
+    with pytest.raises(codes.InvalidCode):
+        codes.verify_code(challenge_id=mine.challenge.pk, binding=mine.binding, code=my_code)
+    assert my_link is not None
+    assert codes.preview_link(my_link) is None
+    with pytest.raises(codes.InvalidCode):
+        codes.verify_link(token=my_link, binding=mine.binding)
+    assert not AuthEvent.objects.filter(event="LOGIN", user=identity.user).exists()
+    # Bob's challenge was not touched.
+    signed = codes.verify_code(
+        challenge_id=theirs.challenge.pk, binding=theirs.binding, code=their_code
+    )
+    assert signed.identity == bob
+    # A challenge started after the sign-out works as usual.
+    again, code, _ = outbox("alice@example.com")
+    assert codes.verify_code(challenge_id=again.challenge.pk, binding=again.binding, code=code)
+
+
+@pytest.fixture
+def trusted_phone(api, application, identity):
+    from tests.devicekit import Phone
+    from tests.test_v0_users import enrol
+
+    phone = Phone.new("rn")
+    assert enrol(api, application, identity, phone).status_code == 200
+    return phone
+
+
+def ask_approval(api, application, identity) -> dict:
+    from tests.test_v0_events import pending_body, post
+
+    response = post(
+        api,
+        application,
+        "/api/v0/event/create_pending",
+        pending_body(application, identity.client_user_id),
+    )
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def test_h07_pending_approval_can_no_longer_be_approved(api, application, identity, trusted_phone):
+    from tests.test_v0_events import get, post, respond_body
+
+    pending = ask_approval(api, application, identity)
+    token_flows.revoke_user_tokens(identity, reason="logout everywhere")
+    row = AuthEvent.objects.get(pk=pending["ID"])
+    assert row.state == AuthEvent.State.REJECTED and row.decided_at is not None
+    approve = post(
+        api,
+        application,
+        f"/api/v0/event/respond/{pending['ID']}",
+        respond_body(application, identity.client_user_id, trusted_phone, pending),
+    )
+    assert approve.status_code == 409, approve.content
+    assert approve.json()["type"] == "already_decided"
+    assert AuthEvent.objects.get(pk=pending["ID"]).state == AuthEvent.State.REJECTED
+    issued = RefreshToken.objects.count()
+    poll = get(api, application, f"/api/v0/event/get/{pending['ID']}?oauth_token=true")
+    assert poll.json()["approved"] is False and "oauth_token" not in poll.json()
+    assert RefreshToken.objects.count() == issued
+    assert not RefreshToken.objects.filter(revoked_at__isnull=True).exists()
+
+
+def test_h07_approved_but_uncollected_request_hands_out_no_tokens(
+    api, application, identity, trusted_phone
+):
+    from tests.test_v0_events import get, post, respond_body
+
+    pending = ask_approval(api, application, identity)
+    approve = post(
+        api,
+        application,
+        f"/api/v0/event/respond/{pending['ID']}",
+        respond_body(application, identity.client_user_id, trusted_phone, pending),
+    )
+    assert approve.status_code == 200, approve.content
+    token_flows.revoke_user_tokens(identity, reason="logout everywhere")
+    issued = RefreshToken.objects.count()
+    poll = get(api, application, f"/api/v0/event/get/{pending['ID']}?oauth_token=true")
+    assert poll.status_code == 200 and "oauth_token" not in poll.json()
+    assert RefreshToken.objects.count() == issued
+    assert not RefreshToken.objects.filter(revoked_at__isnull=True).exists()
+
+
+def test_h07_approval_requests_of_other_users_are_untouched(application, identity, bob):
+    from authdevice.flows import events as event_flows
+    from tests.devicekit import now_ts
+
+    mine = event_flows.create_pending_event(
+        identity=identity, application=application, event="LOGIN", client_timestamp=now_ts()
+    )
+    theirs = event_flows.create_pending_event(
+        identity=bob, application=application, event="LOGIN", client_timestamp=now_ts()
+    )
+    token_flows.revoke_user_tokens(identity, reason="logout everywhere")
+    assert AuthEvent.objects.get(pk=mine.pk).state == AuthEvent.State.REJECTED
+    assert AuthEvent.objects.get(pk=theirs.pk).state == AuthEvent.State.PENDING
+
+
+def test_h07_unredeemed_qr_binding_codes_are_cancelled(identity, bob):
+    from authdevice.flows import native
+
+    mine = native.start_binding(identity)
+    theirs = native.start_binding(bob)
+    token_flows.revoke_user_tokens(identity, reason="logout everywhere")
+    assert native.preview_binding(mine.code) is None
+    assert native.preview_binding(theirs.code) is not None
+
+
+def test_h07_nothing_outstanding_is_a_no_op(identity, application):
+    assert token_flows.revoke_user_tokens(identity, reason="logout everywhere") == 0
+    ended = token_flows.end_pending_grants(identity, datetime.now(UTC))
+    assert ended == token_flows.EndedGrants(0, 0, 0, 0, 0)

@@ -4,11 +4,13 @@ import threading
 import time
 from collections.abc import Iterable
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from ..conf import app_settings
 from ..crypto.secrets import random_token, sha256_hex
 from ..models import Application
+from ..models.applications import clean_allowed_origins, clean_redirect_urls
 from .errors import FlowError
 
 _cache_lock = threading.Lock()
@@ -23,14 +25,30 @@ def _new_secret(app: Application) -> str:
     return secret
 
 
-def _validate_urls(values: Iterable[str], what: str) -> list[str]:
-    cleaned = []
-    for value in values:
-        value = value.strip()
-        if not value or len(value) > 2000 or "://" not in value:
-            raise FlowError(f"{what} must be absolute URLs: {value!r}")
-        cleaned.append(value)
-    return cleaned
+def _as_list(values: Iterable[str]) -> object:
+    # A lone string is a mistake (it would be iterated character by character): refuse it.
+    return values if isinstance(values, str) else list(values)
+
+
+def validated_redirect_urls(values: Iterable[str]) -> list[str]:
+    """Redirect URLs as they will be stored, or FlowError ``invalid_redirect_uri`` naming
+    the first one that breaks the registration rules (security.md H08, H09; RFC 8252):
+    https; http for loopback hosts only; private-use schemes in reverse-DNS form only
+    (``com.example.app:/callback``); no fragment, wildcard, user information, invalid
+    scheme, or ``javascript:``/``data:``/``file:``/``vbscript:``."""
+    try:
+        return clean_redirect_urls(_as_list(values))
+    except ValidationError as exc:
+        raise FlowError(exc.messages[0], code="invalid_redirect_uri") from exc
+
+
+def validated_origins(values: Iterable[str]) -> list[str]:
+    """Allowed origins as they will be stored (``scheme://host[:port]``, https or loopback
+    http, trailing "/" dropped), or FlowError ``invalid_client_metadata``."""
+    try:
+        return clean_allowed_origins(_as_list(values))
+    except ValidationError as exc:
+        raise FlowError(exc.messages[0], code="invalid_client_metadata") from exc
 
 
 def create_application(
@@ -43,8 +61,8 @@ def create_application(
     """Create an application; returns it with its secret key, which is never shown again."""
     app = Application(
         name=name.strip()[:200],
-        redirect_urls=_validate_urls(redirect_urls, "redirect URLs"),
-        allowed_origins=[o.rstrip("/") for o in _validate_urls(allowed_origins, "origins")],
+        redirect_urls=validated_redirect_urls(redirect_urls),
+        allowed_origins=validated_origins(allowed_origins),
         allow_unauthenticated_enrolment=allow_unauthenticated_enrolment,
     )
     secret = _new_secret(app)

@@ -25,8 +25,19 @@ from .audit import record_event
 from .errors import FlowError
 from .tokens import TokenSet, persist_token_set, prepare_token_set, revoke_families
 
-CODE_CHALLENGE_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
-MAX_VERIFIER_LENGTH = 256
+#: Used with ``fullmatch`` (``$`` would let a trailing newline through).
+CODE_CHALLENGE_RE = re.compile(r"[A-Za-z0-9_-]{43}")
+#: The only ``code_challenge_method`` accepted; compared exactly (``s256`` is refused).
+CODE_CHALLENGE_METHOD = "S256"
+#: RFC 7636 4.1: a verifier has 43 to 128 characters (security.md H03). Every Cotter SDK
+#: format fits: Python and iOS base64url (43), react-native-cotter standard base64 (44),
+#: the web SDK's hex (56).
+MIN_VERIFIER_LENGTH = 43
+MAX_VERIFIER_LENGTH = 128
+# RFC 7636's verifier charset ([A-Za-z0-9._~-]) is NOT enforced, for compatibility:
+# react-native-cotter sends standard base64 with "+", "/" and "=" (reference/cotter-api.md
+# D1). The verifier is only hashed and compared with the stored S256 challenge, whose
+# format (43 base64url characters) is enforced.
 
 
 class InvalidAuthorizationCode(FlowError):
@@ -44,8 +55,18 @@ class Redeemed:
 
 
 def valid_code_challenge(value: object) -> bool:
-    """An S256 challenge: 43 base64url characters (no ``plain``)."""
-    return isinstance(value, str) and bool(CODE_CHALLENGE_RE.match(value))
+    """An S256 challenge: exactly 43 base64url characters (no ``plain``)."""
+    return isinstance(value, str) and CODE_CHALLENGE_RE.fullmatch(value) is not None
+
+
+def valid_code_verifier(value: object) -> bool:
+    """A verifier of RFC 7636's length (43-128) in ASCII; any ASCII characters (see
+    above)."""
+    return (
+        isinstance(value, str)
+        and MIN_VERIFIER_LENGTH <= len(value) <= MAX_VERIFIER_LENGTH
+        and value.isascii()
+    )
 
 
 def s256(verifier: str) -> str:
@@ -93,18 +114,20 @@ def redeem_authorization_code(
     redirect_url: object,
     request: HttpRequest | None = None,
 ) -> Redeemed:
-    """Check code, verifier (S256, treated as an opaque string: Cotter's SDKs send several
-    formats), application, redirect URL and lifetime, then issue a token set.
+    """Check code, verifier (S256; 43-128 characters, otherwise treated as an opaque
+    string: Cotter's SDKs send several formats), application, redirect URL and lifetime,
+    then issue a token set.
 
     A second redemption fails and revokes the tokens issued from the first (RFC 6749 4.1.2).
     The read, the checks and the signing happen before the transaction, which holds only
     the conditional UPDATE (exactly one redemption wins) and the refresh-token INSERT.
     """
     if not all(
-        isinstance(v, str) and 0 < len(v) <= 2000 for v in (authorization_code, redirect_url)
+        isinstance(v, str) and 0 < len(v) <= 2000 and v.isascii()
+        for v in (authorization_code, redirect_url)
     ):
-        raise InvalidAuthorizationCode()
-    if not isinstance(code_verifier, str) or not 0 < len(code_verifier) <= MAX_VERIFIER_LENGTH:
+        raise InvalidAuthorizationCode()  # ours are ASCII; a lone surrogate cannot be hashed
+    if not valid_code_verifier(code_verifier):
         raise InvalidAuthorizationCode()
     try:
         pk = int(challenge_id)  # type: ignore[call-overload]
@@ -158,6 +181,12 @@ def redeem_authorization_code(
             application=application if row.application_id == application.pk else row.application,
             method=row.auth_method,
             request=request,
-            details={"reason": "authorization code replay", "challenge_id": row.pk},
+            details={
+                # No family: the code was ended by "sign out everywhere", not redeemed.
+                "reason": "authorization code replay"
+                if row.token_family is not None
+                else "revoked authorization code",
+                "challenge_id": row.pk,
+            },
         )
     raise InvalidAuthorizationCode()

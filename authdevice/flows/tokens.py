@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.dispatch import receiver
 from django.http import HttpRequest
 from django.utils import timezone
@@ -18,7 +19,17 @@ from ..conf import app_settings
 from ..crypto import jwt as jwtcrypto
 from ..crypto.keyprovider import CachingKeyProvider
 from ..crypto.secrets import constant_time_equals, random_token, sha256_hex
-from ..models import Application, AuthEvent, RefreshToken, UserIdentity, fastsql
+from ..models import (
+    Application,
+    AuthEvent,
+    AuthorizationCode,
+    Challenge,
+    DeviceBinding,
+    Identifier,
+    RefreshToken,
+    UserIdentity,
+    fastsql,
+)
 from ..signals import (
     auth_event_recorded,
     refresh_token_reused,
@@ -260,8 +271,8 @@ def _parse_refresh_token(raw: object) -> tuple[int, str] | None:
     if not isinstance(raw, str) or len(raw) > MAX_REFRESH_TOKEN_LENGTH:
         return None
     pk, sep, secret = raw.partition(":")
-    if not sep or not secret or not pk.isdigit() or not pk.isascii() or len(pk) > 16:
-        return None
+    if not sep or not secret or not pk.isdigit() or not raw.isascii() or len(pk) > 16:
+        return None  # ours are ASCII; a lone surrogate in the secret cannot be hashed
     return int(pk), secret
 
 
@@ -386,14 +397,111 @@ def revoke_token(raw_token: object, *, api_key_id: str, request: HttpRequest | N
     return bool(count)
 
 
-def revoke_user_tokens(identity: UserIdentity, *, reason: str) -> int:
-    """Revoke every refresh-token family of a user (sign out everywhere)."""
-    families = list(
+@dataclass(frozen=True)
+class EndedGrants:
+    """What :func:`end_pending_grants` ended (row counts)."""
+
+    authorization_codes: int
+    challenges: int
+    pending_events: int
+    approved_events: int
+    device_bindings: int
+
+
+def end_pending_grants(identity: UserIdentity, now: datetime) -> EndedGrants:
+    """End everything of a user that could still turn into a new session or device: one
+    conditional UPDATE per table, each reusing the row's own "spent" state, so the flows
+    that would complete it (their own conditional UPDATEs) refuse it as they refuse any
+    used or invalid one.
+
+    * unredeemed, unexpired authorization codes: ``redeemed_at`` set with no
+      ``token_family`` (no redemption ever leaves it empty), so ``get_identity`` answers
+      the generic ``invalid_grant``;
+    * pending sign-in challenges of the user's identifiers: ``dead``, so neither the code
+      nor the magic link signs in;
+    * pending approval requests: ``rejected`` (the requester sees ``access_denied``);
+    * approved requests whose tokens (or page session) nobody collected yet:
+      ``tokens_handed_out_at`` set, the mark :meth:`AuthEventManager.claim_tokens` and
+      ``claim_session`` take, so they are never collected;
+    * QR binding codes not yet redeemed by a new device: ``cancelled_at``.
+
+    Call it inside the caller's transaction, before reading refresh-token families: on
+    PostgreSQL each UPDATE waits for a concurrent redemption, verification or hand-out of
+    the same row to commit, so that the tokens it issued are seen by the family read
+    that follows (READ COMMITTED reads afresh per statement)."""
+    codes = AuthorizationCode.objects.filter(
+        identity=identity, redeemed_at__isnull=True, expires_at__gt=now
+    ).update(redeemed_at=now)
+    identifiers = list(Identifier.objects.filter(identity=identity).values_list("kind", "value"))
+    challenges = 0
+    if identifiers:
+        of_user = Q()
+        for kind, value in identifiers:
+            of_user |= Q(kind=kind, identifier=value)
+        challenges = (
+            Challenge.objects.filter(of_user)
+            .filter(state=Challenge.State.PENDING, expires_at__gt=now)
+            .update(state=Challenge.State.DEAD)
+        )
+    user_events = AuthEvent.objects.filter(user_id=identity.user_id)
+    pending_ids = list(
+        user_events.filter(state=AuthEvent.State.PENDING, expires_at__gt=now).values_list(
+            "pk", flat=True
+        )
+    )
+    pending = user_events.filter(state=AuthEvent.State.PENDING, expires_at__gt=now).update(
+        state=AuthEvent.State.REJECTED, decided_at=now, updated_at=now
+    )
+    approved = user_events.filter(
+        state=AuthEvent.State.APPROVED,
+        tokens_handed_out_at__isnull=True,
+        expires_at__isnull=False,
+    ).update(tokens_handed_out_at=now, updated_at=now)
+    bindings = DeviceBinding.objects.filter(
+        user_id=identity.user_id,
+        redeemed_at__isnull=True,
+        cancelled_at__isnull=True,
+        expires_at__gt=now,
+    ).update(cancelled_at=now)
+    if pending_ids:
+        from . import notify
+
+        for event_id in pending_ids:  # wake their waiters (after commit), no query each
+            notify.announce(event_id)
+    return EndedGrants(
+        authorization_codes=codes,
+        challenges=challenges,
+        pending_events=pending,
+        approved_events=approved,
+        device_bindings=bindings,
+    )
+
+
+def _unrevoked_families(identity: UserIdentity) -> list[uuid.UUID]:
+    return list(
         RefreshToken.objects.filter(identity=identity, revoked_at__isnull=True)
         .values_list("family", flat=True)
         .distinct()
     )
-    return revoke_families(families, reason) if families else 0
+
+
+def revoke_user_tokens(identity: UserIdentity, *, reason: str) -> int:
+    """Sign a user out everywhere: revoke every refresh-token family and end every grant
+    that could still mint one (:func:`end_pending_grants`), in one transaction.
+
+    Returns the number of refresh tokens revoked. The families are revoked in two passes:
+    on PostgreSQL the first UPDATE waits for a refresh that spent one of their tokens
+    concurrently, and the second revokes the child that refresh inserted (invisible to the
+    first statement). A refresh that comes later finds its token revoked."""
+    with transaction.atomic():
+        end_pending_grants(identity, timezone.now())
+        count = 0
+        for _pass in range(2):
+            families = _unrevoked_families(identity)
+            if not families:
+                break
+            count += revoke_families(families, reason)
+    return count
 
 
 _provider: CachingKeyProvider | None = None

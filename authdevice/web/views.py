@@ -18,7 +18,7 @@ from urllib.parse import urlencode, urlsplit
 
 import django_otp
 from django.contrib import auth
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -33,6 +33,7 @@ from ..flows.errors import FlowError
 from ..flows.identities import guess_kind
 from ..flows.ratelimit import RateLimited
 from ..models import Challenge, Identifier
+from ..models.applications import NEVER_REDIRECT_SCHEMES
 from . import presession
 from .csrf import csrf_protect
 from .forms import CodeForm, FlowForm, LinkForm, SignInForm
@@ -41,7 +42,6 @@ from .headers import FORM_ACTION_ATTR, SCRIPTS_ATTR, auth_page
 T = "authdevice/web/"
 #: Longest ``state`` accepted on ``/app`` (it is stored in the session and echoed).
 MAX_STATE_LENGTH = 2048
-_NEVER_REDIRECT_SCHEMES = {"javascript", "data", "vbscript", "file", "blob"}
 _CSP_HOST = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 
@@ -128,7 +128,7 @@ def _render(
 
 def _redirect_target_allowed(url: str) -> bool:
     scheme = urlsplit(url).scheme.lower()
-    return bool(scheme) and scheme not in _NEVER_REDIRECT_SCHEMES
+    return bool(scheme) and scheme not in NEVER_REDIRECT_SCHEMES
 
 
 def app_redirect_url(redirect_url: str, params: dict[str, str | None], /) -> str:
@@ -476,8 +476,12 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
 def done(request: HttpRequest) -> HttpResponse:
     """The signed-in landing page; goes on to a safe ``next`` when there is one."""
     if not request.user.is_authenticated:
-        query = urlencode({"next": request.get_full_path()})
-        return HttpResponseRedirect(f"{reverse('authdevice_web:signin')}?{query}")
+        signin = reverse("authdevice_web:signin")
+        # Back here after signing in, unless this URL could not be a safe ``next`` (e.g.
+        # 20 KB long: Django refuses to redirect to it at all).
+        if safe_next(request, request.get_full_path()) is None:
+            return HttpResponseRedirect(signin)
+        return HttpResponseRedirect(f"{signin}?{urlencode({'next': request.get_full_path()})}")
     target = safe_next(request, request.GET.get("next"))
     if target:
         return HttpResponseRedirect(target)
@@ -503,6 +507,23 @@ def signout(request: HttpRequest) -> HttpResponse:
 # -- Cotter's hosted page (reference/cotter-api.md 1.6) ----------------------------------------
 
 
+def _pkce_parameters_valid(query: QueryDict) -> bool:
+    """One ``code_challenge`` of 43 base64url characters, and at most one
+    ``code_challenge_method``, which must be exactly ``S256`` (security.md H02).
+
+    Deviation from H02 / RFC 7636 4.3, on purpose: an *absent* method means S256 here,
+    not ``plain``. Cotter's SDKs never send ``code_challenge_method`` and always use S256
+    (reference/cotter-api.md D1), and ``plain`` is never accepted, so nothing downgrades.
+    """
+    methods = query.getlist("code_challenge_method")
+    challenges = query.getlist("code_challenge")
+    return (
+        len(challenges) == 1
+        and pkce.valid_code_challenge(challenges[0])
+        and (not methods or methods == [pkce.CODE_CHALLENGE_METHOD])
+    )
+
+
 @auth_page
 @require_GET
 def hosted_app(request: HttpRequest) -> HttpResponse:
@@ -510,8 +531,9 @@ def hosted_app(request: HttpRequest) -> HttpResponse:
     parameters in the pre-session and show the sign-in form for that application.
 
     Unknown application or unregistered redirect URL: an error page and no redirect
-    (security.md H08, H11). Anything else wrong: back to the registered URL with
-    ``error=invalid_request`` and the ``state`` (H01, H02, H10)."""
+    (security.md H08, H11). Anything else wrong (including a ``code_challenge_method``
+    other than ``S256``): back to the registered URL with ``error=invalid_request`` and
+    the ``state`` (H01, H02, H10; RFC 6749 4.1.2.1)."""
     query = request.GET
     application = get_application(query.get("api_key"))
     if application is None:
@@ -531,7 +553,7 @@ def hosted_app(request: HttpRequest) -> HttpResponse:
     if (
         kind not in Identifier.Kind.values
         or method not in Challenge.Method.values
-        or not pkce.valid_code_challenge(query.get("code_challenge"))
+        or not _pkce_parameters_valid(query)
     ):
         return _to_app(redirect_url, {"error": "invalid_request", "state": state}, 302)
     channels = codes.available_channels(kind)

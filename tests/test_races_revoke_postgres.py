@@ -1,0 +1,136 @@
+"""Sign out everywhere racing the flows that mint sessions, on a real PostgreSQL server
+(security.md H07, L01): whatever wins, no unrevoked refresh token of the user survives.
+
+Run in the PostgreSQL pass (AUTHDEVICE_TEST_DB=postgres)."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from authdevice.flows import events as event_flows
+from authdevice.flows import tokens as token_flows
+from authdevice.flows.errors import InvalidGrant
+from authdevice.flows.pkce import (
+    InvalidAuthorizationCode,
+    Redeemed,
+    create_authorization_code,
+    redeem_authorization_code,
+    s256,
+)
+from authdevice.models import AuthEvent, RefreshToken
+from tests.concurrency import race
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+ROUNDS = 8
+REDIRECT = "https://app.example.com/cb"
+VERIFIER = "v" * 43
+
+
+@pytest.fixture(autouse=True)
+def _require_postgres():
+    if connection.vendor != "postgresql":
+        pytest.fail("race tests must run on PostgreSQL (AUTHDEVICE_TEST_DB=postgres)")
+
+
+def sign_out_everywhere(identity):
+    return lambda: token_flows.revoke_user_tokens(identity, reason="logout everywhere")
+
+
+def assert_signed_out(identity) -> None:
+    assert not RefreshToken.objects.filter(identity=identity, revoked_at__isnull=True).exists()
+
+
+def test_redemption_racing_sign_out_everywhere(application, identity):
+    for _ in range(ROUNDS):
+        row, code = create_authorization_code(
+            application=application,
+            identity=identity,
+            identifier=identity.identifiers.get(),
+            auth_method="OTP",
+            redirect_url=REDIRECT,
+            code_challenge=s256(VERIFIER),
+        )
+        redeemed, _revoked = race(
+            lambda row=row, code=code: redeem_authorization_code(
+                application=application,
+                authorization_code=code,
+                challenge_id=row.pk,
+                code_verifier=VERIFIER,
+                redirect_url=REDIRECT,
+            ),
+            sign_out_everywhere(identity),
+        )
+        assert isinstance(redeemed, Redeemed | InvalidAuthorizationCode), redeemed
+        assert_signed_out(identity)
+
+
+def test_refresh_racing_sign_out_everywhere(application, identity):
+    for _ in range(ROUNDS):
+        tokens = token_flows.issue_token_set(
+            identity=identity, application=application, auth_method="OTP"
+        )
+        refreshed, _revoked = race(
+            lambda tokens=tokens: token_flows.refresh_token_set(
+                tokens.refresh_token, api_key_id=application.api_key_id
+            ),
+            sign_out_everywhere(identity),
+        )
+        assert isinstance(refreshed, token_flows.TokenSet | InvalidGrant), refreshed
+        assert_signed_out(identity)
+
+
+def test_sign_out_everywhere_during_a_refresh_revokes_its_child(application, identity, monkeypatch):
+    """The refresh has spent its token and not yet committed the child when the sign-out
+    starts: the family UPDATE waits for it, and the child (invisible to that statement)
+    is revoked by the second pass."""
+    tokens = token_flows.issue_token_set(
+        identity=identity, application=application, auth_method="OTP"
+    )
+    persist = token_flows._persist
+
+    def slow_persist(row, token_set):
+        time.sleep(0.3)  # the parent is spent and locked; the child comes after this
+        return persist(row, token_set)
+
+    monkeypatch.setattr(token_flows, "_persist", slow_persist)
+
+    def late_sign_out():
+        time.sleep(0.1)
+        return token_flows.revoke_user_tokens(identity, reason="logout everywhere")
+
+    refreshed, revoked = race(
+        lambda: token_flows.refresh_token_set(
+            tokens.refresh_token, api_key_id=application.api_key_id
+        ),
+        late_sign_out,
+    )
+    assert isinstance(refreshed, token_flows.TokenSet), refreshed
+    assert revoked == 2  # the parent and its child
+    assert_signed_out(identity)
+
+
+def test_approval_hand_out_racing_sign_out_everywhere(application, identity):
+    for _ in range(ROUNDS):
+        now = timezone.now()
+        event = AuthEvent.objects.create(
+            user=identity.user,
+            application=application,
+            event="LOGIN",
+            method="TRUSTED_DEVICE",
+            state=AuthEvent.State.APPROVED,
+            expires_at=now + timedelta(seconds=60),
+            decided_at=now,
+        )
+        event = AuthEvent.objects.select_related("user__authdevice_identity").get(pk=event.pk)
+        handed, _revoked = race(
+            lambda event=event: event_flows.hand_out_tokens(event),
+            sign_out_everywhere(identity),
+        )
+        assert handed is None or isinstance(handed, token_flows.TokenSet), handed
+        assert_signed_out(identity)
