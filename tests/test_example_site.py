@@ -47,3 +47,61 @@ def test_error_pages_carry_security_headers_and_no_detail(settings):
     _assert_security_headers(failed)
     body = failed.content.decode()
     assert "secret detail" not in body and "Traceback" not in body and "RuntimeError" not in body
+
+
+def _production_env(tmp_path, **extra: str) -> dict[str, str]:
+    import os
+    import secrets
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTHDEVICE_", "DJANGO_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="project.settings",
+        DEBUG="0",
+        SECURE_SSL="1",
+        SECURE_HSTS_PRELOAD="1",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="auth.example.com",
+        AUTHDEVICE_ISSUER="https://auth.example.com",
+        REDIS_URL="redis://127.0.0.1:6399/0",  # named, never contacted by the checks
+        DATABASE_URL=f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
+        **extra,
+    )
+    return env
+
+
+def test_production_settings_pass_check_deploy(tmp_path):
+    """security.md K05: the README's production settings pass Django's deployment checks
+    and authdevice's own, with warnings as failures; without Redis, authdevice warns."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    command = [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"]
+    ok = subprocess.run(
+        command, cwd=root, env=_production_env(tmp_path), capture_output=True, text=True
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "no issues" in ok.stdout
+    env = _production_env(tmp_path)
+    del env["REDIS_URL"]
+    local = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
+    assert local.returncode != 0
+    assert "authdevice.W004" in local.stdout + local.stderr
+
+
+@pytest.mark.django_db
+def test_session_and_csrf_cookies_are_httponly_where_they_can_be_and_lax(client, settings):
+    """security.md K03 (the example site's defaults; Secure comes with SECURE_SSL=1)."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    page = client.get("/signin/")
+    csrf = page.cookies["csrftoken"]
+    assert csrf["samesite"] == "Lax"
+    started = client.post(
+        "/signin/",
+        {"identifier": "ann@example.com", "method": "OTP", "csrfmiddlewaretoken": csrf.value},
+    )
+    assert started.status_code == 303
+    session = started.cookies["sessionid"]
+    assert session["httponly"] is True and session["samesite"] == "Lax"
+    assert not session["secure"]  # SECURE_SSL off in tests; the deploy check covers it
