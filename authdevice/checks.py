@@ -78,6 +78,28 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
             errors.append(
                 Error("JWKSURLKeyProvider needs AUTHDEVICE_JWKS_URL.", id="authdevice.E006")
             )
+    for name, low, high in (
+        ("CHALLENGE_LIFETIME", 30, 600),
+        ("AUTHORIZATION_CODE_LIFETIME", 10, 300),
+    ):
+        value = int(getattr(app_settings, name))
+        if not low <= value <= high:
+            errors.append(
+                Warning(
+                    f"AUTHDEVICE_{name} is {value} seconds; {max(low, min(value, high))} is "
+                    "used instead.",
+                    hint=f"Codes are short-lived by design: from {low} to {high} seconds.",
+                    id="authdevice.W005",
+                )
+            )
+    if not 1 <= int(app_settings.IDENTIFIER_FAILURE_LIMIT) <= 100:
+        errors.append(
+            Warning(
+                "AUTHDEVICE_IDENTIFIER_FAILURE_LIMIT should be between 1 and 100.",
+                hint="NIST SP 800-63B 3.2.2 caps consecutive failures at 100.",
+                id="authdevice.W006",
+            )
+        )
     if (
         settings.SECRET_KEY
         and len(str(app_settings.KEY_ENCRYPTION_SECRET or settings.SECRET_KEY)) < 32
@@ -116,6 +138,42 @@ def check_legacy_enrolment(app_configs: Any = None, **kwargs: Any) -> list:
             id="authdevice.W010",
         )
     ]
+
+
+@register(Tags.security, Tags.database)
+def check_application_urls(app_configs: Any = None, **kwargs: Any) -> list:
+    """Warn about applications whose redirect URLs or origins break today's registration
+    rules (saved before they existed, or written to the database directly): ``/app``
+    still redirects to an exact match of them."""
+    from django.core.exceptions import ValidationError
+
+    from .models import Application
+    from .models.applications import validate_origin, validate_redirect_url
+
+    try:
+        rows = list(
+            Application.objects.filter(is_active=True).values_list(
+                "name", "redirect_urls", "allowed_origins"
+            )
+        )
+    except (DatabaseError, RuntimeError):
+        return []
+    found: list = []
+    for name, urls, origins in rows:
+        for values, validate in ((urls, validate_redirect_url), (origins, validate_origin)):
+            for value in values or []:
+                try:
+                    validate(value)
+                except ValidationError as exc:
+                    found.append(
+                        Warning(
+                            f"Application {name!r}: {' '.join(exc.messages)}",
+                            hint="Change it in the admin: RFC 8252 redirect URLs (https, "
+                            "loopback http, com.example.app:/callback).",
+                            id="authdevice.W011",
+                        )
+                    )
+    return found[:20]
 
 
 @register(Tags.security, Tags.caches)

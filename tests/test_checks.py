@@ -37,6 +37,9 @@ def test_defaults_of_the_example_site_pass(settings):
             "authdevice.E006",
         ),
         ("AUTHDEVICE_KEY_ENCRYPTION_SECRET", "short", "authdevice.W003"),
+        ("AUTHDEVICE_CHALLENGE_LIFETIME", 3600, "authdevice.W005"),
+        ("AUTHDEVICE_AUTHORIZATION_CODE_LIFETIME", 3600, "authdevice.W005"),
+        ("AUTHDEVICE_IDENTIFIER_FAILURE_LIMIT", 1000, "authdevice.W006"),
     ],
 )
 def test_dangerous_settings_are_reported(settings, name, value, expected):
@@ -59,6 +62,21 @@ def test_legacy_enrolment_switch_warns(settings):
     assert "authdevice.W010" not in ids(databases=["default"])
     create_application(name="Old app", allow_unauthenticated_enrolment=True)
     assert "authdevice.W010" in ids(databases=["default"])
+
+
+@pytest.mark.django_db
+def test_saved_urls_that_break_the_rules_warn(settings):
+    from authdevice.models import Application
+
+    settings.DEBUG = True
+    app, _secret = create_application(name="Fine", redirect_urls=["https://app.example.com/cb"])
+    assert "authdevice.W011" not in ids(databases=["default"])
+    # Saved before the rules (or straight into the database): /app would still use them.
+    Application.objects.filter(pk=app.pk).update(
+        redirect_urls=["myapp://callback"], allowed_origins=["http://app.example.com"]
+    )
+    messages = [m for m in run_checks(databases=["default"]) if m.id == "authdevice.W011"]
+    assert len(messages) == 2 and all("'Fine'" in m.msg for m in messages)
 
 
 # --------------------------------------------------------------------------- J04

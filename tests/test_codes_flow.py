@@ -144,3 +144,24 @@ def test_rollback_sends_nothing():
             codes.start_challenge(identifier="a@example.com")
             raise RuntimeError("boom")
     assert mail.outbox == [] and Challenge.objects.count() == 0
+
+
+def test_lifetime_is_clamped_and_a_code_works_until_its_last_second(settings):
+    """security.md A03: at most 10 minutes whatever the setting; valid at ttl-1 s, not at
+    ttl+1 s, for codes and for links."""
+    settings.AUTHDEVICE_CHALLENGE_LIFETIME = 3600
+    start = timezone.now()
+    with time_machine.travel(start, tick=False) as clock:
+        started = codes.start_challenge(identifier="a@example.com")
+        code = sent_code()
+        row = Challenge.objects.get()
+        assert row.expires_at - row.created_at == timedelta(seconds=600)
+        clock.shift(599)
+        codes.verify_code(challenge_id=row.pk, binding=started.binding, code=code)
+        linked = codes.start_challenge(identifier="b@example.com", method="MAGIC_LINK")
+        token = sent_link().rstrip("/").rsplit("/", 1)[-1]
+        assert codes.preview_link(token) is not None
+        clock.shift(601)
+        assert codes.preview_link(token) is None
+        with pytest.raises(codes.InvalidCode):
+            codes.verify_link(token=token, binding=linked.binding)
