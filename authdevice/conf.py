@@ -94,6 +94,11 @@ class Defaults:
     USER_LOOKUP_LIMIT_PER_IP: int = 30
     #: Window of USER_LOOKUP_LIMIT_PER_IP, seconds.
     USER_LOOKUP_WINDOW: int = 300
+    #: Adding a trusted device (the pages, /api/v1 enrolment and QR binding, Cotter's
+    #: ``PUT /user/<id>`` enrolment with a bearer token) needs a sign-in at most this many
+    #: seconds old: the access token's ``auth_time`` (kept by refreshes) or the session's
+    #: sign-in time (security.md D03), so a stolen old session cannot add the thief's key.
+    REAUTHENTICATION_SECONDS: int = 300
     #: Cache alias used for rate limits (must be shared by all processes: Redis in production).
     RATELIMIT_CACHE: str = "default"
     #: Delivery backends per channel (dotted paths); a channel mapped to None is offered

@@ -303,7 +303,7 @@ def test_enrolment_needs_a_recent_sign_in(user):
     client = signed_in(user)
     token = csrf(client)
     with time_machine.travel(
-        timezone.now() + timedelta(seconds=web_devices.REAUTHENTICATION_SECONDS + 1)
+        timezone.now() + timedelta(seconds=app_settings.REAUTHENTICATION_SECONDS + 1)
     ):
         stale = post_json(client, "/devices/enrol/challenge/", {}, token)
         assert stale.status_code == 401 and stale.json()["error"] == "reauth_required"

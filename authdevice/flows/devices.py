@@ -52,6 +52,39 @@ class DeviceKeyTaken(FlowError):
     status = 409
 
 
+class ReauthenticationRequired(FlowError):
+    """Sign in again to add a device: this sign-in is too old."""
+
+    code = "reauthentication_required"
+    status = 403
+
+
+class AccountDisabled(FlowError):
+    """This account is disabled."""
+
+    code = "account_disabled"
+    status = 403
+
+
+def require_recent_sign_in(auth_time: object) -> None:
+    """Raise :class:`ReauthenticationRequired` unless ``auth_time`` (unix seconds; ID
+    tokens carry it as a string) is at most ``REAUTHENTICATION_SECONDS`` ago."""
+    try:
+        at = float(auth_time)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise ReauthenticationRequired() from exc
+    age = timezone.now().timestamp() - at
+    if not -int(app_settings.LEEWAY) <= age <= int(app_settings.REAUTHENTICATION_SECONDS):
+        raise ReauthenticationRequired()
+
+
+def require_active_user(identity: UserIdentity) -> None:
+    """Raise :class:`AccountDisabled` for a user whose account is switched off (the
+    sign-in queries load the user with the identity: no query then)."""
+    if not getattr(identity.user, "is_active", True):
+        raise AccountDisabled()
+
+
 class DeviceNotTrusted(FlowError):
     """This device is not a trusted device of the user."""
 
@@ -373,6 +406,7 @@ def sign_in_with_device(
     encoded = check_device_signature(
         device, login_message(uid, application.api_key_id, event, str(timestamp)), signature
     )
+    require_active_user(identity)
     row = build_event_row(
         identity=identity,
         application=application,

@@ -251,7 +251,10 @@ def get_event(event_id: object, application: Application) -> AuthEvent:
     row = AuthEvent.objects.by_id(
         pk, with_identity=True, application_id=application.pk, method=TRUSTED_DEVICE
     )
-    if row is None:
+    # A native approval request (it has a poll secret) is answered and collected only
+    # through /api/v1, with its secret and number matching: Cotter's doors, which hand
+    # out event ids to anyone with the public key, never see it.
+    if row is None or row.poll_secret_hash:
         raise EventNotFound()
     row.application = application
     return row
@@ -341,6 +344,7 @@ def hand_out_tokens(event: AuthEvent, *, identifier: str | None = None) -> Token
         event.state != State.APPROVED
         or event.tokens_handed_out_at is not None
         or event.expires_at is None
+        or not getattr(event.user, "is_active", True)  # disabled since it was approved
     ):
         return None
     identity = event.user.authdevice_identity

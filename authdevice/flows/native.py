@@ -44,6 +44,7 @@ from .devices import (
     InvalidDeviceKey,
     enrol_device,
     parse_key,
+    require_active_user,
 )
 from .errors import FlowError
 from .events import (
@@ -252,6 +253,7 @@ def device_login(
     from .audit import record_event
 
     identity = UserIdentity.objects.select_related("user").get(user_id=device.user_id)
+    require_active_user(identity)
     with transaction.atomic():
         _consume(challenge, Purpose.LOGIN, user_id=device.user_id, device=device)
         _verify(device, signed_message(Purpose.LOGIN, str(challenge)), signature)

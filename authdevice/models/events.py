@@ -52,8 +52,9 @@ class AuthEventManager(models.Manager["AuthEvent"]):
     def newest_pending(
         self, user_id: int, now: datetime, application_id: int | None = None
     ) -> AuthEvent | None:
-        """The user's newest unexpired pending event (the partial index
-        ``authdevice_event_pending``), optionally of one application."""
+        """The user's newest unexpired pending Cotter event (the partial index
+        ``authdevice_event_pending``), optionally of one application. Native approval
+        requests (with a poll secret) are left out: Cotter's doors never see them."""
         connection = connections[DEFAULT_DB_ALIAS]
 
         def build() -> str:
@@ -61,7 +62,8 @@ class AuthEventManager(models.Manager["AuthEvent"]):
             t = q(self.model._meta.db_table)
             sql = (
                 f"SELECT {fastsql.columns(self.model)} FROM {t} WHERE {t}.{q('user_id')} = %s "
-                f"AND {t}.{q('state')} = %s AND {t}.{q('expires_at')} > %s"
+                f"AND {t}.{q('state')} = %s AND {t}.{q('expires_at')} > %s "
+                f"AND {t}.{q('poll_secret_hash')} = ''"
             )
             if application_id is not None:
                 sql += f" AND {t}.{q('application_id')} = %s"

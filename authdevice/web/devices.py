@@ -73,9 +73,6 @@ from .views import HttpResponseSeeOther, error_message, safe_next
 logger = logging.getLogger("authdevice.web")
 
 T = "authdevice/web/devices/"
-#: Adding a device (this browser, or another by QR code) needs a sign-in this recent, in
-#: seconds (security.md D03; the same window as allauth's REAUTHENTICATION_TIMEOUT).
-REAUTHENTICATION_SECONDS = 300
 #: When this session signed in (unix seconds), set on every login (receiver below).
 AUTH_AT_SESSION_KEY = "authdevice_auth_at"
 #: The trusted device this session signed in with or enrolled (marked on the pages).
@@ -188,7 +185,8 @@ def _recently_signed_in(request: HttpRequest) -> bool:
     at = request.session.get(AUTH_AT_SESSION_KEY)
     if not isinstance(at, int):
         return False
-    return 0 <= timezone.now().timestamp() - at <= REAUTHENTICATION_SECONDS
+    # AUTHDEVICE_REAUTHENTICATION_SECONDS (security.md D03; allauth's default window too).
+    return 0 <= timezone.now().timestamp() - at <= int(app_settings.REAUTHENTICATION_SECONDS)
 
 
 def signed_in_page(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:

@@ -181,9 +181,12 @@ def bearer_token(request: Request) -> str | None:
     return parts[1]
 
 
-def enrolment_actor(request: Request, identity: UserIdentity, application: Application) -> str:
+def enrolment_actor(
+    request: Request, identity: UserIdentity, application: Application, *, adding: bool = False
+) -> str:
     """Who is enrolling/removing a device for ``identity``: the user, proven by a bearer
-    access token issued to this application; or, for an application with the legacy switch
+    access token issued to this application (for ``adding``, from a recent sign-in:
+    ``AUTHDEVICE_REAUTHENTICATION_SECONDS``); or, for an application with the legacy switch
     on and no token sent, just the API key. Raises 401/403 otherwise."""
     token = bearer_token(request)
     if token is None:
@@ -196,6 +199,8 @@ def enrolment_actor(request: Request, identity: UserIdentity, application: Appli
         raise EnrolmentUnauthorized() from exc
     if claims.get("sub") != str(identity.public_id):
         raise EnrolmentForbidden()
+    if adding:
+        device_flows.require_recent_sign_in(claims.get("auth_time"))
     return f"user:{identity.public_id}"
 
 
@@ -391,7 +396,7 @@ def update_method(
         raise InvalidRequest(_("code (the device public key) is required."))
     device_name = text_field(data, "device_name")
     device_type = text_field(data, "device_type")
-    actor = enrolment_actor(request, identity, application)
+    actor = enrolment_actor(request, identity, application, adding=enrolled)
     if enrolled:
         device = device_flows.enrol_device(
             identity=identity,

@@ -339,6 +339,12 @@ class UserAPIView(DeviceAPIView):
     def identity(self, request: Request) -> UserIdentity:
         return identity_for_user(request.user)
 
+    def require_recent_sign_in(self, request: Request) -> None:
+        """Adding a device needs a recent sign-in (``AUTHDEVICE_REAUTHENTICATION_SECONDS``):
+        the access token's ``auth_time``, which refreshes keep."""
+        claims = request.auth if isinstance(request.auth, dict) else {}
+        device_flows.require_recent_sign_in(claims.get("auth_time"))
+
     def handle_exception(self, exc: Exception) -> Response:
         response = super().handle_exception(exc)
         if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
@@ -388,6 +394,7 @@ class EnrolChallengeView(UserAPIView):
     )
     def post(self, request: Request) -> Response:
         self.get_application(request)
+        self.require_recent_sign_in(request)
         challenge = native.enrolment_challenge(self.identity(request))
         return no_store(
             Response(
@@ -407,6 +414,7 @@ class EnrolView(UserAPIView):
     )
     def post(self, request: Request) -> Response:
         application = self.get_application(request)
+        self.require_recent_sign_in(request)
         data = self.validated(EnrolSerializer, request)
         device = native.enrol_with_proof(
             identity=self.identity(request),
@@ -708,6 +716,7 @@ class StartBindingView(UserAPIView):
     )
     def post(self, request: Request) -> Response:
         self.get_application(request)
+        self.require_recent_sign_in(request)
         started = native.start_binding(self.identity(request))
         body = {
             "binding_id": public_id(started.binding.pk),
