@@ -154,3 +154,24 @@ def safe_message(text: object, limit: int = 300) -> str:
     if len(value) > limit:
         value = value[: limit - 1] + "\u2026"
     return value.encode("utf-8", "replace").decode("utf-8")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def has_lone_surrogate(value: object) -> bool:
+    """Whether a parsed JSON value holds a lone surrogate (from a ``\\uD800``-``\\uDFFF``
+    escape) in any string or key: UTF-8 cannot encode it, so no hash, database or
+    response may see it."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False

@@ -4,6 +4,7 @@ needs a recent sign-in on every door; a disabled account signs in nowhere."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import timedelta
 
@@ -189,3 +190,53 @@ def test_a_disabled_account_signs_in_with_no_device(v1, application, identity, t
     assert native.status_code == 403 and native.json()["error"] == "account_disabled"
     polled = api.get(f"/api/v0/event/get/{pending['ID']}?oauth_token=true", **h)
     assert "oauth_token" not in polled.json() or not polled.json()["oauth_token"]
+
+
+def _answers(v1: Api, started: dict, n: int = 3) -> list[tuple[int, dict]]:
+    out = []
+    for _ in range(n):
+        response = poll(v1, started)
+        out.append((response.status_code, response.json()))
+    return out
+
+
+def test_a_decoy_request_is_paced_exactly_like_a_real_one(v1, token_set):
+    """J03: polling too soon gets slow_down and a longer interval (RFC 8628) whether or not
+    the identifier has an account with a trusted device."""
+    enrol(v1.as_user(token_set.access_token), Browser())
+    real = _answers(v1, start(v1, "alice@example.com"))
+    decoy = _answers(v1, start(v1, "nobody@example.com"))
+    assert real == decoy
+    assert [body.get("error") for _, body in real] == [
+        "authorization_pending",
+        "slow_down",
+        "slow_down",
+    ]
+
+
+@pytest.mark.parametrize(
+    "spellings",
+    [
+        ["alice@example.com", "ALICE@example.com", " alice@example.com", "Alice@Example.COM"],
+        ["nobody@example.com", "NOBODY@example.com", " nobody@example.com", "Nobody@Example.COM"],
+        ["+14155552671", "+1 415 555 2671", "+1 (415) 555-2671", "+1-415-555-2671"],
+    ],
+)
+def test_the_push_bombing_budget_is_per_address_however_it_is_spelled(v1, token_set, spellings):
+    """J03: known and unknown identifiers reach 429 at the same request."""
+    enrol(v1.as_user(token_set.access_token), Browser())
+    codes = [v1.post("/approvals", {"identifier": s}).status_code for s in spellings]
+    assert codes == [201, 201, 201, 429]
+
+
+def test_device_pages_refuse_odd_bodies_without_a_500():
+    browser = Client(raise_request_exception=False)
+    for url in ("/signin/device/challenge/", "/signin/device/"):
+        surrogate = browser.generic(
+            "POST", url, json.dumps({"handle": "\ud800" * 64}), content_type="application/json"
+        )
+        assert 400 <= surrogate.status_code < 500, (url, surrogate.status_code)
+        multipart = browser.post(url, {"handle": "x"})  # multipart/form-data
+        assert 400 <= multipart.status_code < 500, (url, multipart.status_code)
+        nested = browser.generic("POST", url, "[" * 100_000, content_type="application/json")
+        assert 400 <= nested.status_code < 500, (url, nested.status_code)

@@ -485,9 +485,14 @@ def test_garbage_challenge_id_is_400_never_500(client, application, identity, ch
 @pytest.mark.django_db
 @pytest.mark.parametrize("field", ["authorization_code", "code_verifier", "redirect_url"])
 def test_lone_surrogates_are_invalid_grant_never_500(client, application, identity, field):
-    # A JSON string may hold a lone surrogate, which no hash can encode.
+    # A JSON string may hold a lone surrogate, which no hash can encode: the JSON parser
+    # refuses it (400 invalid_json) before anything reads the body; non-ASCII that is
+    # valid text is an invalid grant.
     body = issue(application, identity)
     body[field] = "\ud800" + body[field][1:]
+    response = redeem(client, application.api_key_id, body)
+    assert response.status_code == 400 and response.json()["type"] == "invalid_json"
+    body[field] = "\u00e9" + body[field][1:]
     assert_invalid_grant(redeem(client, application.api_key_id, body))
 
 

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import time_machine
@@ -582,3 +584,47 @@ def test_b2_refuses_a_timestamp_outside_the_window(api, application, uid):
         api, application, "/api/v0/event/create_pending", pending_body(application, uid, ts=old)
     )
     cotter_error(response, 400, "stale_timestamp")
+
+
+def test_two_requests_in_one_second_can_both_be_approved(api, application, uid, phone):
+    """Each pending request carries its own server timestamp, which the approver signs:
+    two in the same second used to share it, and approving the first burned the second."""
+    with time_machine.travel(timezone.now(), tick=False):
+        first = post(
+            api, application, "/api/v0/event/create_pending", pending_body(application, uid)
+        ).json()
+        second = post(
+            api, application, "/api/v0/event/create_pending", pending_body(application, uid)
+        ).json()
+        assert first["timestamp"] != second["timestamp"]
+        for pending in (first, second):
+            answer = post(
+                api,
+                application,
+                f"/api/v0/event/respond/{pending['ID']}",
+                respond_body(application, uid, phone, pending),
+            )
+            assert answer.status_code == 200, answer.content
+
+
+@pytest.mark.parametrize("spelling", [" {}", "{} ", "+{}", "0{}", "{}\u0660"])
+def test_event_ids_are_plain_digits(api, application, uid, spelling):
+    pending = post(api, application, "/api/v0/event/create_pending", pending_body(application, uid))
+    event_id = pending.json()["ID"]
+    assert get(api, application, f"/api/v0/event/get/{event_id}").status_code == 200
+    odd = get(api, application, "/api/v0/event/get/" + quote(spelling.format(event_id)))
+    assert odd.status_code == 404
+
+
+@pytest.mark.parametrize("field", ["ip", "location", "event", "client_user_id"])
+def test_lone_surrogates_in_a_body_are_400(api, application, uid, field):
+    body = json.dumps({**pending_body(application, uid), field: "x\ud800"})
+    response = api.generic(
+        "POST",
+        "/api/v0/event/create_pending",
+        body,
+        content_type="application/json",
+        **headers(application),
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["type"] == "invalid_json"

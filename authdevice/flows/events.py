@@ -208,12 +208,25 @@ def _server_timestamp(
 
     The server chooses it (now), never the requester: a requester choosing it could line
     a new request up with a login signature it captured. If the user's device already
-    used the resulting string (its own sign-in in the same second), step back a second so
-    the approval never collides with the replay cache."""
+    used the resulting string (its own sign-in in the same second), or another request of
+    the user for the same event and application carries it (two requests in one second:
+    approving the first would burn the second's message), step back a second so the
+    approval never collides with the replay cache."""
     issuer = application.api_key_id if application is not None else ""
     uids = {identity.client_user_id, str(identity.public_id)}
     ts = int(now.timestamp())
+    taken = set(
+        AuthEvent.objects.filter(
+            user_id=identity.user_id,
+            event=event,
+            application=application,
+            expires_at__isnull=False,
+            client_timestamp__gte=str(ts - 30),
+        ).values_list("client_timestamp", flat=True)
+    )
     for candidate in range(ts, ts - 30, -1):
+        if str(candidate) in taken:
+            continue
         digests = [
             hashlib.sha256(
                 login_message(uid, issuer, event, str(candidate), d).encode()
@@ -242,10 +255,11 @@ def newest_pending_event(
 
 
 def get_event(event_id: object, application: Application) -> AuthEvent:
-    try:
-        pk = int(event_id)  # type: ignore[call-overload]
-    except (TypeError, ValueError) as exc:
-        raise EventNotFound() from exc
+    # ASCII digits only: int() would also take " 12", "+12", "1_2" and other scripts' digits.
+    text = str(event_id) if isinstance(event_id, int | str) else ""
+    if not (text.isascii() and text.isdigit() and len(text) <= 16):
+        raise EventNotFound()
+    pk = int(text)
     if not 0 < pk < 2**53:
         raise EventNotFound()
     row = AuthEvent.objects.by_id(

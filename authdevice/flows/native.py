@@ -345,15 +345,18 @@ def start_approval_for_identifier(
     """Start an approval request for whoever owns ``identifier``. For an unknown identifier
     or a user without an active trusted device, a decoy request that looks and polls the
     same (pending, then expired) is returned: the answer never tells who has an account."""
-    from .identities import find_identity
+    from .errors import InvalidIdentifier
+    from .identities import find_identity, guess_kind, normalise_identifier
     from .ratelimit import Limit, hit
 
     lifetime = int(app_settings.PENDING_EVENT_LIFETIME)
-    # The same budget for known and unknown identifiers (push-bombing limit, no oracle).
-    hit(
-        Limit("approval-id", int(app_settings.MAX_OUTSTANDING_EVENTS), lifetime),
-        identifier.strip().lower(),
-    )
+    try:  # every spelling of one address or number counts as that one
+        key = normalise_identifier(guess_kind(identifier), identifier)
+    except InvalidIdentifier:
+        key = identifier.strip().lower()
+    # The same budget for known and unknown identifiers, as a real user's own limit
+    # (MAX_OUTSTANDING_EVENTS pending) would give: a 429 never tells who has an account.
+    hit(Limit("approval-id", int(app_settings.MAX_OUTSTANDING_EVENTS), lifetime), key)
     identity = find_identity(identifier)
     if (
         identity is not None
@@ -376,6 +379,28 @@ def start_approval_for_identifier(
         else "",
         interval=int(app_settings.POLL_INTERVAL),
     )
+
+
+def _decoy_pacing(event: AuthEvent, now: datetime, interval: int) -> PollResult:
+    """A decoy's poll answered as a real request's (below) would be: ``slow_down`` and a
+    longer interval when polled too soon (RFC 8628 3.5). A decoy has no row, so its last
+    poll and interval live in the cache until it expires."""
+    from django.core.cache import caches
+
+    cache = caches[app_settings.RATELIMIT_CACHE]
+    key = f"authdevice:decoy-poll:{event.pk}"
+    stamp = now.timestamp()
+    try:
+        last, interval = cache.get(key) or (None, interval)
+        if last is not None and stamp - last < interval:
+            interval += 5
+            status = "slow_down"
+        else:
+            status = "authorization_pending"
+        cache.set(key, (stamp, interval), timeout=int(app_settings.PENDING_EVENT_LIFETIME))
+    except Exception:  # noqa: BLE001 - a decoy's pacing is best effort
+        status = "authorization_pending"
+    return PollResult(status, interval, event=event)
 
 
 def pending_for(identity: UserIdentity) -> list[AuthEvent]:
@@ -597,7 +622,9 @@ def poll(
     now = timezone.now()
     status = status_of(event)
     interval = event.poll_interval or int(app_settings.POLL_INTERVAL)
-    if event.user_id is None:  # a decoy: nothing to record
+    if event.user_id is None:  # a decoy: paced like a real request, from the cache
+        if status == "authorization_pending" and enforce_interval:
+            return _decoy_pacing(event, now, interval)
         return PollResult(status, interval, event=event)
     if status == "authorization_pending" and enforce_interval:
         too_soon = event.last_polled_at is not None and (now - event.last_polled_at) < timedelta(

@@ -42,6 +42,7 @@ from django.http import (
     HttpResponseRedirect,
     JsonResponse,
 )
+from django.http.request import RawPostDataException
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -62,7 +63,7 @@ from ..flows.errors import FlowError
 from ..flows.events import EventNotFound
 from ..flows.identities import identity_for_user, primary_identifier
 from ..flows.ratelimit import Limit, RateLimited, hit
-from ..http import approximate_location, client_ip, user_agent
+from ..http import approximate_location, client_ip, has_lone_surrogate, user_agent
 from ..http import describe_user_agent as parse_user_agent
 from ..models import AuthEvent, DeviceBinding, TrustedDevice, UserIdentity
 from . import presession
@@ -154,14 +155,22 @@ def _flow_error(exc: FlowError) -> JsonResponse:
 
 
 def _body(request: HttpRequest) -> dict[str, Any]:
-    """The JSON object the page's script posted ({} when it is not one)."""
-    if len(request.body) > MAX_JSON_BYTES:
+    """The JSON object the page's script posted ({} when it is not one: too long, not
+    JSON, nested past the recursion limit, holding a lone surrogate, or a form body that
+    the CSRF check already read)."""
+    try:
+        raw = request.body
+    except RawPostDataException:
+        return {}
+    if len(raw) > MAX_JSON_BYTES:
         return {}
     try:
-        data = json.loads(request.body or b"{}")
-    except ValueError:
+        data = json.loads(raw or b"{}")
+    except (ValueError, RecursionError):
         return {}
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict) or (b"\\u" in raw and has_lone_surrogate(data)):
+        return {}
+    return data
 
 
 def _text(data: dict[str, Any], name: str, limit: int = 200) -> str:

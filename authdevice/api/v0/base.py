@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from ...flows.applications import get_application, origin_allowed_anywhere
 from ...flows.errors import FlowError, InvalidApplication
-from ...http import safe_message
+from ...http import has_lone_surrogate, safe_message
 from ...models import Application
 
 API_KEY_HEADER = "HTTP_API_KEY_ID"
@@ -77,7 +77,13 @@ class JSONObjectParser(JSONParser):
             text = stream.read().decode(encoding)
             if text.startswith("\ufeff"):  # what json.loads refuses before parsing
                 raise ValueError("Unexpected UTF-8 BOM (decode using utf-8-sig)")
-            return (_STRICT_DECODER if self.strict else _DECODER).decode(text)
+            data = (_STRICT_DECODER if self.strict else _DECODER).decode(text)
+            # A lone surrogate can only come from a \uD8xx-\uDFxx escape: look for one
+            # only then (rare), so that no string reaches a hash, a database or a message
+            # that UTF-8 cannot encode.
+            if "\\u" in text and has_lone_surrogate(data):
+                raise ValueError("lone surrogate in a string (\\uD800-\\uDFFF)")
+            return data
         except RecursionError as exc:
             raise exceptions.ParseError(_("JSON parse error - nested too deeply.")) from exc
         except ValueError as exc:  # includes UnicodeDecodeError, as DRF's own
