@@ -14,3 +14,8 @@ urlpatterns = [
     # authdevice at the site root: /api/v0/ (Cotter-compatible), /.well-known/jwks.json, pages.
     path("", include("authdevice.urls")),
 ]
+
+# Django's default 400 view is wrapped in requires_csrf_token, which checks the CSRF token
+# again: for a form body Django cannot decode (charset=hex) that raises a second time
+# inside the error handler and escapes as a 500. The same page, without the wrapper.
+handler400 = "authdevice.web.views.bad_request"

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import io
+
 import pytest
 from django.urls import path
 
@@ -105,3 +107,25 @@ def test_session_and_csrf_cookies_are_httponly_where_they_can_be_and_lax(client,
     session = started.cookies["sessionid"]
     assert session["httponly"] is True and session["samesite"] == "Lax"
     assert not session["secure"]  # SECURE_SSL off in tests; the deploy check covers it
+
+
+@pytest.mark.django_db
+def test_an_undecodable_form_body_is_a_400_not_a_crash():
+    """A form POST whose charset Django cannot decode, to a CSRF-protected page: the CSRF
+    check raises BadRequest; the site's handler400 must not raise it again."""
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.test import RequestFactory
+
+    body = b"name=x&csrfmiddlewaretoken=" + b"a" * 64
+    environ = RequestFactory()._base_environ(
+        REQUEST_METHOD="POST",
+        PATH_INFO="/signin/",
+        CONTENT_TYPE="application/x-www-form-urlencoded; charset=hex",
+        CONTENT_LENGTH=str(len(body)),
+        HTTP_COOKIE="csrftoken=" + "a" * 32,
+        HTTP_X_CSRFTOKEN="a" * 32,
+    )
+    environ["wsgi.input"] = io.BytesIO(body)
+    statuses: list[str] = []
+    WSGIHandler()(environ, lambda status, headers, exc_info=None: statuses.append(status))
+    assert statuses and statuses[0].startswith("400"), statuses

@@ -55,6 +55,16 @@ class HttpResponseSeeOther(HttpResponseRedirect):
 # -- helpers -------------------------------------------------------------------------------
 
 
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """A ``handler400`` for sites (the example site uses it): Django's own 400 page
+    without its ``requires_csrf_token`` wrapper, which re-runs the CSRF check and, for a
+    form body Django cannot decode (``charset=hex``), raises again inside the handler (a
+    500 from the server instead of a 400)."""
+    from django.views import defaults
+
+    return defaults.bad_request.__wrapped__(request, exception)
+
+
 def safe_next(request: HttpRequest, value: object) -> str | None:
     """``value`` if it is a path on this site (security.md H11, V12), else None."""
     if not isinstance(value, str) or not value or len(value) > 2000:
