@@ -24,12 +24,11 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from authdevice.api.v0.base import API_KEY_HEADER, JSONObjectParser, PlainJSONNegotiation
+from authdevice.api.v0.base import API_KEY_HEADER
+from authdevice.api.v1.base import NativeAPIView
 from authdevice.conf import app_settings
 from authdevice.crypto import jwt as jwtcrypto
 from authdevice.crypto.secrets import constant_time_equals, server_hmac_hex, sha256_hex
@@ -126,15 +125,9 @@ def _refused() -> Response:
     return no_store(Response({"error": "invalid_code", "message": "Invalid code."}, status=400))
 
 
-class CodeVerifyFloorView(APIView):
-    """``POST /bench/floor/code-verify``: the body and headers of (f); the same answer."""
-
-    authentication_classes: list[type] = []
-    permission_classes: list[type] = []
-    throttle_classes: list[type] = []
-    renderer_classes = [JSONRenderer]
-    parser_classes = [JSONObjectParser]
-    content_negotiation_class = PlainJSONNegotiation
+class CodeVerifyFloorView(NativeAPIView):
+    """``POST /bench/floor/code-verify``: the body and headers of (f); the same answer.
+    The native API's view settings (parser, renderer, no authentication classes)."""
 
     def post(self, request: Request) -> Response:
         p = plan()
