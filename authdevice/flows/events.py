@@ -255,9 +255,10 @@ def newest_pending_event(
 
 
 def get_event(event_id: object, application: Application) -> AuthEvent:
-    # ASCII digits only: int() would also take " 12", "+12", "1_2" and other scripts' digits.
+    # One spelling per id: ASCII digits, no leading zero (int() would also take " 12",
+    # "+12", "012", "1_2" and other scripts' digits).
     text = str(event_id) if isinstance(event_id, int | str) else ""
-    if not (text.isascii() and text.isdigit() and len(text) <= 16):
+    if not (text.isascii() and text.isdigit() and len(text) <= 16) or text[0] == "0":
         raise EventNotFound()
     pk = int(text)
     if not 0 < pk < 2**53:
