@@ -429,5 +429,7 @@ def purge_expired_refresh_tokens() -> int:
 
 @shared_task(name="authdevice.purge_old_challenges")
 def purge_old_challenges() -> int:
-    """Delete sign-in challenges and authorization codes that expired over a day ago."""
+    """Delete one-use things that expired over a day ago: sign-in challenges,
+    authorization codes, device challenges, unconfirmed QR bindings, and replay-cache
+    entries no check can meet again (``flows.maintenance.purge_old_challenges``)."""
     return maintenance.purge_old_challenges()
