@@ -40,6 +40,27 @@ USERNAME_LOOKUP = f"user__{get_user_model().USERNAME_FIELD}"
 RECENT_EVENTS = 20
 
 
+class SelectionCheckMixin:
+    """Actions on a selection that is not a list of this model's primary keys (a tampered
+    form: ``abc``, ``2**64``) get a message instead of a 500."""
+
+    def response_action(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        from django.contrib.admin import helpers
+
+        pk = self.model._meta.pk  # type: ignore[attr-defined]
+        try:
+            for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+                converted = pk.to_python(value)
+                if isinstance(converted, int) and not -(2**63) <= converted < 2**63:
+                    raise ValidationError("out of range")
+        except (ValidationError, ValueError, TypeError):
+            self.message_user(  # type: ignore[attr-defined]
+                request, _("The selection is not valid. Select the rows again."), messages.ERROR
+            )
+            return None
+        return super().response_action(request, queryset)  # type: ignore[misc]
+
+
 class UserFilter(admin.SimpleListFilter):
     """Filter by user (``?user=<pk>``), linked from the user's page. It offers no list of
     all users (that would not scale); when active it shows who is selected."""
@@ -113,7 +134,7 @@ class ApplicationForm(forms.ModelForm):
 
 
 @admin.register(Application)
-class ApplicationAdmin(admin.ModelAdmin):
+class ApplicationAdmin(SelectionCheckMixin, admin.ModelAdmin):
     form = ApplicationForm
     list_display = [
         "name",
@@ -213,7 +234,7 @@ class ApplicationAdmin(admin.ModelAdmin):
 
 
 @admin.register(SigningKey)
-class SigningKeyAdmin(admin.ModelAdmin):
+class SigningKeyAdmin(SelectionCheckMixin, admin.ModelAdmin):
     list_display = [
         "kid",
         "generation",
@@ -276,7 +297,7 @@ class IdentifierInline(admin.TabularInline):
 
 
 @admin.register(UserIdentity)
-class UserIdentityAdmin(admin.ModelAdmin):
+class UserIdentityAdmin(SelectionCheckMixin, admin.ModelAdmin):
     list_display = ["public_id", "user", "client_user_id", "created_at"]
     search_fields = ["public_id", "client_user_id", "identifiers__value"]
     readonly_fields = ["public_id", "created_at", "updated_at"]
@@ -285,7 +306,7 @@ class UserIdentityAdmin(admin.ModelAdmin):
 
 
 @admin.register(RefreshToken)
-class RefreshTokenAdmin(admin.ModelAdmin):
+class RefreshTokenAdmin(SelectionCheckMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "identity",
@@ -316,7 +337,7 @@ class RefreshTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuthEvent)
-class AuthEventAdmin(admin.ModelAdmin):
+class AuthEventAdmin(SelectionCheckMixin, admin.ModelAdmin):
     """The audit log: read-only."""
 
     list_display = [
@@ -397,7 +418,7 @@ def _public_key_preview(obj: TrustedDevice) -> str:
 
 
 @admin.register(TrustedDevice)
-class TrustedDeviceAdmin(admin.ModelAdmin):
+class TrustedDeviceAdmin(SelectionCheckMixin, admin.ModelAdmin):
     """Devices are read-only here; the one change staff can make is "revoke", which runs
     ``flows.devices.remove_device`` (signatures stop at once, the device's refresh-token
     families are revoked, the user is notified) and needs ``authdevice.revoke_trusteddevice``.

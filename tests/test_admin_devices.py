@@ -319,3 +319,18 @@ def test_legacy_enrolment_switch_is_prominent(admin_client, application):
     assert "is ON for: Old app" in change.content.decode()
     normal = admin_client.get(f"/admin/authdevice/application/{application.pk}/change/")
     assert "legacy Cotter behaviour) is ON" not in normal.content.decode()
+
+
+@pytest.mark.parametrize("selection", [["abc"], ["\x00"], ["1", "x"], [str(2**64)], ["-1e9"]])
+def test_a_tampered_selection_is_a_message_not_a_500(enrolled, selection):
+    _phone, device, _tokens = enrolled
+    officer = staff("officer", "view_trusteddevice", "revoke_trusteddevice")
+    client = logged_in(officer)
+    client.raise_request_exception = False
+    response = client.post(
+        DEVICES, {"action": "revoke", "_selected_action": selection}, follow=True
+    )
+    assert response.status_code == 200
+    assert "The selection is not valid" in response.content.decode()
+    device.refresh_from_db()
+    assert device.revoked_at is None
