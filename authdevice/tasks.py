@@ -288,6 +288,7 @@ def _deliver(
             "link_url": link_url(secrets_["link"]) if secrets_.get("link") else "",
             "minutes": max(1, app_settings.challenge_lifetime // 60),
             "application": application_name or "",
+            "check": bool(secrets_.get("check")),  # a django-otp check, not a sign-in
         },
     )
     load_backend(path).send(message)

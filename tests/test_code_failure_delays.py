@@ -136,6 +136,12 @@ def test_a_check_code_never_signs_in_and_a_sign_in_code_never_answers_a_check(id
     device = _device(identity, identifier)
     message = device.generate_challenge()
     assert "@example.com" in str(message) and len(mail.outbox) == 1
+    # Worded as a verification, never as a sign-in.
+    sent = mail.outbox[0]
+    assert "verification code" in sent.subject.lower() and "sign-in" not in sent.subject
+    assert "verification code" in sent.body and "sign-in" not in sent.body
+    html = sent.alternatives[0][0] if sent.alternatives else ""
+    assert "verification code" in html and "sign-in" not in html
     check = Challenge.objects.get()
     assert check.purpose == codes.OTP_CHECK
     check_code = sent_code()
