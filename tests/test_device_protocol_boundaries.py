@@ -190,6 +190,15 @@ def test_a_disabled_account_signs_in_with_no_device(v1, application, identity, t
     assert native.status_code == 403 and native.json()["error"] == "account_disabled"
     polled = api.get(f"/api/v0/event/get/{pending['ID']}?oauth_token=true", **h)
     assert "oauth_token" not in polled.json() or not polled.json()["oauth_token"]
+    # Nor a new device (with its first tokens) on an access token issued before.
+    enrolled = api.put(
+        f"/api/v0/user/{uid}?oauth_token=true",
+        enrol_body(Phone.new("ios")),
+        format="json",
+        **headers(application, HTTP_AUTHORIZATION=f"Bearer {token_set.access_token}"),
+    )
+    assert enrolled.status_code == 403, enrolled.content
+    assert "access_token" not in enrolled.content.decode()
 
 
 def _answers(v1: Api, started: dict, n: int = 3) -> list[tuple[int, dict]]:

@@ -398,6 +398,7 @@ def update_method(
     device_type = text_field(data, "device_type")
     actor = enrolment_actor(request, identity, application, adding=enrolled)
     if enrolled:
+        device_flows.require_active_user(identity)  # no device, and no tokens, for them
         device = device_flows.enrol_device(
             identity=identity,
             public_key=code,
