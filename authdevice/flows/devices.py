@@ -221,6 +221,7 @@ def enrol_device(
 
     Re-enrolling a key the same user already has is idempotent; a key of another user
     is refused (no unknown-key-share)."""
+    require_active_user(identity)  # a disabled account gets no new device, on any door
     key = parse_key(public_key, algorithm)
     with transaction.atomic():
         existing = (

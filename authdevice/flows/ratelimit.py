@@ -148,3 +148,18 @@ def send_limits() -> tuple[Limit, Limit]:
         Limit("send-ip", int(app_settings.SEND_LIMIT_PER_IP), window),
         Limit("send-id", int(app_settings.SEND_LIMIT_PER_IDENTIFIER), window),
     )
+
+
+def limit_user_lookup(application: Any, secret: object, ip: str | None) -> None:
+    """Count one call of Cotter's "does this user exist" endpoints (``GET /user?identifier=``,
+    ``POST /user/create``), which its SDKs call with the public API key alone: such calls
+    are limited per client IP (``USER_LOOKUP_LIMIT_PER_IP``, security.md J03); calls that
+    prove the application's secret key (``secret``, a server) are not counted."""
+    if isinstance(secret, str) and secret and application.check_secret(secret):
+        return
+    limit = Limit(
+        "user-lookup-ip",
+        int(app_settings.USER_LOOKUP_LIMIT_PER_IP),
+        int(app_settings.USER_LOOKUP_WINDOW),
+    )
+    hit(limit, ip or "unknown")

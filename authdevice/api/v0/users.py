@@ -15,7 +15,6 @@ from django.utils.translation import gettext as _
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from ...conf import app_settings
 from ...crypto import devicekeys
 from ...flows import devices as device_flows
 from ...flows import ratelimit
@@ -249,21 +248,6 @@ class DeviceAPIView(CotterAPIView):
         return super().handle_exception(exc)
 
 
-def limit_public_lookup(request: Request, application: Application) -> None:
-    """A1 and A2 tell whether an address has an account, and Cotter's SDKs call them with
-    the public API key alone: such calls count against a per-IP limit (security.md J03);
-    calls with the application's ``API_SECRET_KEY`` (a server) do not."""
-    secret = request.META.get("HTTP_API_SECRET_KEY")
-    if isinstance(secret, str) and secret and application.check_secret(secret):
-        return
-    limit = ratelimit.Limit(
-        "user-lookup-ip",
-        int(app_settings.USER_LOOKUP_LIMIT_PER_IP),
-        int(app_settings.USER_LOOKUP_WINDOW),
-    )
-    ratelimit.hit(limit, client_ip(request) or "unknown")
-
-
 # --------------------------------------------------------------------------- A1
 
 
@@ -274,7 +258,9 @@ class CreateUserView(DeviceAPIView):
 
     def post(self, request: Request) -> Response:
         application = self.get_application(request)
-        limit_public_lookup(request, application)
+        ratelimit.limit_user_lookup(
+            application, request.META.get("HTTP_API_SECRET_KEY"), client_ip(request)
+        )
         data = self.body(request)
         raw: list[object] = []
         if data.get("identifier") not in (None, ""):
@@ -311,7 +297,9 @@ class UserByIdentifierView(DeviceAPIView):
 
     def get(self, request: Request) -> Response:
         application = self.get_application(request)
-        limit_public_lookup(request, application)
+        ratelimit.limit_user_lookup(
+            application, request.META.get("HTTP_API_SECRET_KEY"), client_ip(request)
+        )
         identifier = request.query_params.get("identifier", "")
         if identifier.startswith(" ") and identifier.strip().isdigit():
             identifier = "+" + identifier.strip()  # an unescaped '+' of a phone number
@@ -398,7 +386,6 @@ def update_method(
     device_type = text_field(data, "device_type")
     actor = enrolment_actor(request, identity, application, adding=enrolled)
     if enrolled:
-        device_flows.require_active_user(identity)  # no device, and no tokens, for them
         device = device_flows.enrol_device(
             identity=identity,
             public_key=code,
