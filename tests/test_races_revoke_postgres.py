@@ -115,6 +115,39 @@ def test_sign_out_everywhere_during_a_refresh_revokes_its_child(application, ide
     assert_signed_out(identity)
 
 
+def test_revoking_one_session_during_its_refresh_revokes_the_child(
+    application, identity, monkeypatch
+):
+    """The same race on /token/revoke (one family): the child the in-flight refresh
+    inserts is revoked too."""
+    tokens = token_flows.issue_token_set(
+        identity=identity, application=application, auth_method="OTP"
+    )
+    persist = token_flows._persist
+
+    def slow_persist(row, token_set):
+        time.sleep(0.3)
+        return persist(row, token_set)
+
+    monkeypatch.setattr(token_flows, "_persist", slow_persist)
+
+    def late_revoke():
+        time.sleep(0.1)
+        return token_flows.revoke_token(tokens.refresh_token, api_key_id=application.api_key_id)
+
+    refreshed, revoked = race(
+        lambda: token_flows.refresh_token_set(
+            tokens.refresh_token, api_key_id=application.api_key_id
+        ),
+        late_revoke,
+    )
+    assert isinstance(refreshed, token_flows.TokenSet), refreshed
+    assert revoked is True
+    family = RefreshToken.objects.get(pk=int(tokens.refresh_token.split(":")[0])).family
+    rows = RefreshToken.objects.filter(family=family)
+    assert rows.count() == 2 and not rows.filter(revoked_at__isnull=True).exists()
+
+
 def test_approval_hand_out_racing_sign_out_everywhere(application, identity):
     for _ in range(ROUNDS):
         now = timezone.now()

@@ -277,9 +277,18 @@ def _parse_refresh_token(raw: object) -> tuple[int, str] | None:
 
 
 def revoke_families(families: list[uuid.UUID], reason: str) -> int:
-    count = RefreshToken.objects.filter(family__in=families, revoked_at__isnull=True).update(
-        revoked_at=timezone.now(), revoke_reason=reason[:40]
-    )
+    """Revoke every token of these families; returns how many were revoked.
+
+    Two passes: on PostgreSQL the first UPDATE waits for a refresh that spent one of
+    their tokens concurrently, and the child that refresh inserted is invisible to that
+    statement; the second revokes it. A refresh that comes later finds its token
+    revoked (``spend`` requires ``revoked_at IS NULL``)."""
+    now = timezone.now()
+    count = 0
+    for _pass in range(2):
+        count += RefreshToken.objects.filter(family__in=families, revoked_at__isnull=True).update(
+            revoked_at=now, revoke_reason=reason[:40]
+        )
     tokens_revoked.send(sender=RefreshToken, families=families, reason=reason)
     return count
 
@@ -489,19 +498,12 @@ def revoke_user_tokens(identity: UserIdentity, *, reason: str) -> int:
     """Sign a user out everywhere: revoke every refresh-token family and end every grant
     that could still mint one (:func:`end_pending_grants`), in one transaction.
 
-    Returns the number of refresh tokens revoked. The families are revoked in two passes:
-    on PostgreSQL the first UPDATE waits for a refresh that spent one of their tokens
-    concurrently, and the second revokes the child that refresh inserted (invisible to the
-    first statement). A refresh that comes later finds its token revoked."""
+    Returns the number of refresh tokens revoked (:func:`revoke_families` also catches a
+    refresh in flight)."""
     with transaction.atomic():
         end_pending_grants(identity, timezone.now())
-        count = 0
-        for _pass in range(2):
-            families = _unrevoked_families(identity)
-            if not families:
-                break
-            count += revoke_families(families, reason)
-    return count
+        families = _unrevoked_families(identity)
+        return revoke_families(families, reason) if families else 0
 
 
 _provider: CachingKeyProvider | None = None
