@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 
@@ -85,6 +86,11 @@ def test_a08_links_use_the_configured_base_url_not_the_host_header(client, setti
 def test_j04_parallel_wrong_guesses_reach_verification_at_most_max_times(settings):
     if connection.vendor != "postgresql":
         pytest.fail("run in the PostgreSQL pass")
+    # This test is about the per-code count. With the default per-address limit (20),
+    # a race where 20 or more guesses read the pending challenge before any is counted
+    # also starts the address's delay, and the late ones get 429 instead: also a refusal,
+    # but it would make the exact counts below depend on timing.
+    settings.AUTHDEVICE_IDENTIFIER_FAILURE_LIMIT = 100
     started = codes.start_challenge(identifier="a@example.com")
     right = re.search(r"\b(\d{6})\b", mail.outbox[0].body).group(1)
     wrong = "000000" if right != "000000" else "111111"
@@ -100,6 +106,40 @@ def test_j04_parallel_wrong_guesses_reach_verification_at_most_max_times(setting
     assert row.attempts == 5 and row.state == "dead"
     with pytest.raises(codes.InvalidCode):
         codes.verify_code(challenge_id=row.pk, binding=started.binding, code=right)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_j02_parallel_wrong_guesses_across_challenges_start_the_delay(settings):
+    """With the default limits, 30 parallel wrong guesses over six challenges of one
+    address: every one is refused (invalid, or 429 once the address waits), the count
+    reaches the limit, and the right code of a fresh challenge waits too."""
+    from authdevice.flows.ratelimit import RateLimited
+
+    if connection.vendor != "postgresql":
+        pytest.fail("run in the PostgreSQL pass")
+    settings.AUTHDEVICE_SEND_LIMIT_PER_IDENTIFIER = 100
+    started = [codes.start_challenge(identifier="a@example.com") for _ in range(6)]
+    codes_sent = [re.search(r"\b(\d{6})\b", m.body).group(1) for m in mail.outbox]
+
+    turns = itertools.count()
+
+    def guess() -> str:
+        n = next(turns) % 6  # next() on a count is atomic under the GIL
+        challenge = started[n]
+        wrong = "000000" if codes_sent[n] != "000000" else "111111"
+        codes.verify_code(
+            challenge_id=challenge.challenge.pk, binding=challenge.binding, code=wrong
+        )
+        return "accepted"
+
+    outcomes = hammer(guess, 30)
+    assert all(isinstance(r, codes.InvalidCode | RateLimited) for r in outcomes), outcomes
+    assert codes.check_state("a@example.com")[1] > 0  # the address waits
+    fresh = codes.start_challenge(identifier="a@example.com")
+    right = re.search(r"\b(\d{6})\b", mail.outbox[-1].body).group(1)
+    with pytest.raises(RateLimited):
+        codes.verify_code(challenge_id=fresh.challenge.pk, binding=fresh.binding, code=right)
 
 
 @pytest.mark.django_db(transaction=True)
