@@ -405,6 +405,17 @@ def notify_device_change(self, payload: dict[str, str]) -> str:  # type: ignore[
     return "sent"
 
 
+@shared_task(name="authdevice.resolve_approval_request", ignore_result=True, acks_late=True)
+def resolve_approval_request(event_id: int) -> str:
+    """Hand a new approval request (started by identifier) to its owner's trusted devices,
+    or leave it unanswerable if nobody with a trusted device owns the identifier. Runs off
+    the request so the answer to the requester never depends on who exists (J03).
+    Idempotent: a request already handed over, decided or expired is left alone."""
+    from .flows.native import resolve_approval
+
+    return resolve_approval(int(event_id))
+
+
 @shared_task(name="authdevice.expire_events")
 def expire_events() -> int:
     """Mark pending sign-in events past their expiry as expired (expiry itself is decided

@@ -23,6 +23,7 @@ SEPARATE_SERVER_TESTS = [
     "tests/compat",
     "tests/test_live_headers.py",
     "tests/test_benchmarks_smoke.py",
+    "tests/test_enumeration_harness.py",
     "tests/test_waiting_live.py",
 ]
 

@@ -751,7 +751,13 @@ def test_c08_push_bombing_limits(api, alice, handle, browser, settings):
     settings.AUTHDEVICE_MAX_REQUESTS_SINCE_SUCCESS = 2
     start(api)
     start(api)
-    error(api.post("/approvals", {"identifier": "alice@example.com"}), 429, "rate_limited")
+    # The third gets the answer every request gets (a 429 here, which an unknown address
+    # never reaches, would say "this account exists"), but no device ever sees it.
+    held = start(api)
+    assert len(ok(alice.get("/approvals/pending"))["requests"]) == 2
+    row = AuthEvent.objects.get(pk=int(held["event_id"]))
+    assert row.user_id is None and row.details["unresolved"] == "rate_limited"
+    error(poll(api, held), 400, "authorization_pending", POLL_FIELDS)
     challenge = login_challenge(api, handle)
     ok(
         api.post(
@@ -763,7 +769,12 @@ def test_c08_push_bombing_limits(api, alice, handle, browser, settings):
             },
         )
     )
-    start(api)
+    after = start(api)
+    assert AuthEvent.objects.get(pk=int(after["event_id"])).user_id == alice_user_id(api)
+
+
+def alice_user_id(api: Api) -> int:
+    return get_user_model().objects.get(username="alice").pk
 
 
 def test_c09_the_approver_sees_what_the_server_saw(api, alice, handle, settings):

@@ -220,7 +220,10 @@ def test_qr_binding(identity):
     assert TrustedDevice.objects.get(pk=confirmed.pk).is_active
 
 
-def test_unknown_identifiers_get_a_decoy_that_polls_the_same(identity, application, device):
+@pytest.mark.django_db(transaction=True)
+def test_unknown_identifiers_get_a_request_that_polls_the_same(identity, application, device):
+    """A request for an identifier nobody owns is a real row, as every request is: it polls,
+    paces and expires like a real one, names no user, and no device ever sees it."""
     from django.core.cache import cache
 
     cache.clear()
@@ -232,10 +235,25 @@ def test_unknown_identifiers_get_a_decoy_that_polls_the_same(identity, applicati
     )
     assert real.event.pk and fake.event.pk and len(real.poll_secret) == len(fake.poll_secret)
     assert len(real.match_code) == len(fake.match_code) == 6
-    assert not AuthEvent.objects.filter(pk=fake.event.pk).exists()
-    assert native.poll(fake.event.pk, fake.poll_secret).status == "authorization_pending"
-    with pytest.raises(EventNotFound):
-        native.poll(fake.event.pk, fake.poll_secret[:-2] + "AA")
+    # Celery is eager here: the resolution ran when each INSERT committed.
+    real_row = AuthEvent.objects.get(pk=real.event.pk)
+    fake_row = AuthEvent.objects.get(pk=fake.event.pk)
+    assert real_row.user_id == identity.user_id and real_row.signature
+    assert real_row.client_timestamp and "unresolved" not in real_row.details
+    assert fake_row.user_id is None and not fake_row.signature
+    assert fake_row.details == {
+        "identifier": "nobody@example.com",
+        "kind": "EMAIL",
+        "unresolved": native.UNRESOLVED_UNKNOWN,
+    }
+    assert [e.pk for e in native.pending_for(identity)] == [real.event.pk]
+    for started in (real, fake):
+        assert native.poll(started.event.pk, started.poll_secret).status == (
+            "authorization_pending"
+        )
+        assert native.poll(started.event.pk, started.poll_secret).status == "slow_down"
+        with pytest.raises(EventNotFound):
+            native.poll(started.event.pk, started.poll_secret[:-2] + "AA")
     with time_machine.travel(timezone.now() + timedelta(seconds=181)):
         assert native.poll(fake.event.pk, fake.poll_secret).status == "expired_token"
         assert native.poll(real.event.pk, real.poll_secret).status == "expired_token"

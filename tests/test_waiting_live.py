@@ -145,6 +145,24 @@ def running_site(redis_url: str | None) -> Iterator[Servers]:
             "3",
         ],
     }
+    if redis_url:
+        # Celery publishes to Redis here: a real worker finds the owner of each approval
+        # request (native.resolve_approval), as in production.
+        commands["celery"] = [
+            PY,
+            "-m",
+            "celery",
+            "-A",
+            "project",
+            "worker",
+            "-P",
+            "solo",
+            "-l",
+            "warning",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ]
     procs: list[subprocess.Popen[bytes]] = []
     logs: list[Path] = []
     try:
@@ -217,12 +235,19 @@ def start(site: Servers) -> dict[str, Any]:
 def decide(site: Servers, started: dict[str, Any], approve: bool) -> None:
     """The trusted device approves or rejects, through gunicorn (another process)."""
     event_id = started["event_id"]
-    challenge = requests.post(
-        f"{site.wsgi}/api/v1/approvals/{event_id}/challenge",
-        json={"device": site.handle},
-        headers=site.headers(),
-        timeout=TIMEOUT,
-    )
+    # With Redis, a worker hands the request to the devices: a device sees it a moment
+    # after the requester got its answer (as a device polling its pending list would).
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        challenge = requests.post(
+            f"{site.wsgi}/api/v1/approvals/{event_id}/challenge",
+            json={"device": site.handle},
+            headers=site.headers(),
+            timeout=TIMEOUT,
+        )
+        if challenge.status_code != 404 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert challenge.status_code == 200, challenge.text
     value = challenge.json()["challenge"]
     decision = "approve" if approve else "reject"

@@ -158,12 +158,15 @@ def create_pending_event(
     reported_ip: str = "",
     reported_location: str = "",
     request: HttpRequest | None = None,
+    build_only: bool = False,
 ) -> AuthEvent:
     """Cotter B2: a non-trusted device asks the user's trusted devices to approve a login.
 
     Push-bombing limits: at most MAX_OUTSTANDING_EVENTS pending at once, and at most
     MAX_REQUESTS_SINCE_SUCCESS within the last hour since the last successful sign-in.
-    The client's timestamp must be current (it is part of what the approver signs)."""
+    The client's timestamp must be current (it is part of what the approver signs).
+    ``build_only``: check and build the signed row, without the INSERT (the native
+    protocol's requests already have their row; ``native.resolve_approval``)."""
     from .devices import check_timestamp
 
     check_timestamp(client_timestamp)
@@ -188,7 +191,7 @@ def create_pending_event(
         ).count()
         if recent >= int(app_settings.MAX_REQUESTS_SINCE_SUCCESS):
             raise RateLimited(3600)
-        return new_event_row(
+        return (build_event_row if build_only else new_event_row)(
             identity=identity,
             application=application,
             event=event,

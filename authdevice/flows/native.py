@@ -13,20 +13,21 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from ..conf import app_settings
 from ..crypto import devicekeys
 from ..crypto.secrets import constant_time_equals, random_token, server_hmac_hex, sha256_hex
+from ..http import client_ip, user_agent
 from ..models import (
     Application,
     AuthEvent,
@@ -72,6 +73,13 @@ class WrongNumber(FlowError):
     """That is not the number shown on the other screen."""
 
     code = "wrong_number"
+
+
+class ApprovalUnavailable(FlowError):
+    """Sign-in approval is unavailable right now. Please try again in a minute."""
+
+    code = "temporarily_unavailable"
+    status = 503
 
 
 class BindingInvalid(FlowError):
@@ -319,88 +327,135 @@ def start_approval(
     )
 
 
-def _decoy_secret(event_id: int, expires: int) -> str:
-    nonce = secrets.token_bytes(8)
-    mac = bytes.fromhex(server_hmac_hex(f"{event_id}:{expires}:{nonce.hex()}", "decoy"))[:16]
-    raw = mac + expires.to_bytes(8, "big") + nonce
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _decoy_expiry(event_id: int, poll_secret: str) -> int | None:
-    """The expiry of a decoy request, if ``poll_secret`` is one we minted for ``event_id``."""
-    try:
-        raw = base64.urlsafe_b64decode(poll_secret + "=" * (-len(poll_secret) % 4))
-    except (ValueError, TypeError):
-        return None
-    if len(raw) != 32:
-        return None
-    mac, expires, nonce = raw[:16], int.from_bytes(raw[16:24], "big"), raw[24:]
-    expected = bytes.fromhex(server_hmac_hex(f"{event_id}:{expires}:{nonce.hex()}", "decoy"))[:16]
-    return expires if constant_time_equals(mac.hex(), expected.hex()) else None
-
-
 def start_approval_for_identifier(
     *, identifier: str, application: Application | None, request: HttpRequest | None = None
 ) -> ApprovalRequest:
-    """Start an approval request for whoever owns ``identifier``. For an unknown identifier
-    or a user without an active trusted device, a decoy request that looks and polls the
-    same (pending, then expired) is returned: the answer never tells who has an account."""
+    """Start an approval request for whoever owns ``identifier``.
+
+    Known and unknown identifiers take exactly the same path, as a code request does
+    (security.md J03): one rate-limit hit, one INSERT of a pending request that names no
+    user yet, and one task enqueued when it commits. Nothing here looks up users, so the
+    status, body, statements and time of the answer are the same for an address with an
+    account, one without, and one whose owner has no trusted device. The task
+    (:func:`resolve_approval`) finds the owner and hands the request to their devices;
+    for anyone else the request stays what the requester saw: pending, until it expires.
+    Polling it is the same row read and the same pacing either way."""
     from .errors import InvalidIdentifier
-    from .identities import find_identity, guess_kind, normalise_identifier
+    from .identities import guess_kind, normalise_identifier
     from .ratelimit import Limit, hit
 
     lifetime = int(app_settings.PENDING_EVENT_LIFETIME)
     try:  # every spelling of one address or number counts as that one
-        key = normalise_identifier(guess_kind(identifier), identifier)
+        kind = guess_kind(identifier)
+        key = normalise_identifier(kind, identifier)
     except InvalidIdentifier:
-        key = identifier.strip().lower()
-    # The same budget for known and unknown identifiers, as a real user's own limit
+        kind, key = "", identifier.strip().lower()[:320]
+    # The same budget for every identifier, as a real user's own limit
     # (MAX_OUTSTANDING_EVENTS pending) would give: a 429 never tells who has an account.
     hit(Limit("approval-id", int(app_settings.MAX_OUTSTANDING_EVENTS), lifetime), key)
-    identity = find_identity(identifier)
-    if (
-        identity is not None
-        and TrustedDevice.objects.active().filter(user_id=identity.user_id).exists()
-    ):
-        return start_approval(identity=identity, application=application, request=request)
-    from ..models.ids import random_public_int
-
+    poll_secret = random_token(32)
     digits = max(2, min(int(app_settings.MATCH_CODE_LENGTH), 10))
-    event_id = random_public_int()
-    expires = int(timezone.now().timestamp()) + lifetime
-    decoy = AuthEvent(
-        pk=event_id, state=State.PENDING, expires_at=timezone.now() + timedelta(seconds=lifetime)
+    match_code = (
+        f"{secrets.randbelow(10**digits):0{digits}d}" if app_settings.NUMBER_MATCHING else ""
     )
+    now = timezone.now()
+    event = AuthEvent(
+        application=application,
+        event="LOGIN",
+        method=TRUSTED_DEVICE,
+        state=State.PENDING,
+        ip=client_ip(request) if request is not None else None,
+        user_agent=user_agent(request) if request is not None else "",
+        details={"identifier": key, "kind": kind},
+        poll_secret_hash=sha256_hex(poll_secret),
+        poll_interval=int(app_settings.POLL_INTERVAL),
+        created_at=now,
+        expires_at=now + timedelta(seconds=lifetime),
+    )
+    event.match_code_hash = _match_hash(event.pk, match_code) if match_code else ""
+    # One statement, atomic on its own (as a code request's INSERT); inside a caller's
+    # transaction the task is enqueued when that commits, and never if it rolls back.
+    AuthEvent.objects.insert(event)
+    transaction.on_commit(lambda: _enqueue_resolution(event.pk), robust=False)
     return ApprovalRequest(
-        event=decoy,
-        poll_secret=_decoy_secret(event_id, expires),
-        match_code=f"{secrets.randbelow(10**digits):0{digits}d}"
-        if app_settings.NUMBER_MATCHING
-        else "",
-        interval=int(app_settings.POLL_INTERVAL),
+        event=event, poll_secret=poll_secret, match_code=match_code, interval=event.poll_interval
     )
 
 
-def _decoy_pacing(event: AuthEvent, now: datetime, interval: int) -> PollResult:
-    """A decoy's poll answered as a real request's (below) would be: ``slow_down`` and a
-    longer interval when polled too soon (RFC 8628 3.5). A decoy has no row, so its last
-    poll and interval live in the cache until it expires."""
-    from django.core.cache import caches
+def _enqueue_resolution(event_id: int) -> None:
+    from ..tasks import resolve_approval_request
 
-    cache = caches[app_settings.RATELIMIT_CACHE]
-    key = f"authdevice:decoy-poll:{event.pk}"
-    stamp = now.timestamp()
     try:
-        last, interval = cache.get(key) or (None, interval)
-        if last is not None and stamp - last < interval:
-            interval += 5
-            status = "slow_down"
+        resolve_approval_request.delay(event_id)
+    except (OperationalError, OSError) as exc:  # broker unreachable: say so, at once
+        AuthEvent.objects.filter(pk=event_id, state=State.PENDING, user__isnull=True).update(
+            state=State.EXPIRED, decided_at=timezone.now()
+        )
+        raise ApprovalUnavailable() from exc
+
+
+#: Why a request was not handed to any device (kept in the row's ``details``, for staff).
+UNRESOLVED_UNKNOWN = "unknown_identifier"
+UNRESOLVED_NO_DEVICE = "no_trusted_device"
+UNRESOLVED_INACTIVE = "inactive_user"
+UNRESOLVED_LIMITED = "rate_limited"
+
+
+def resolve_approval(event_id: int) -> str:
+    """The task's work (idempotent, safe late): hand a pending request that names no user
+    yet to the owner of its identifier, if they have an active trusted device and are
+    within the push-bombing limits of :func:`create_pending_event` (outstanding requests,
+    requests since the last successful sign-in). Returns what happened: ``resolved``, or
+    why not (the row then stays an unanswerable request that expires; the requester
+    cannot tell the difference). The server timestamp and signature a device approves
+    are made here, with the owner's identity, as for every pending event."""
+    from .events import RateLimited
+    from .identities import find_identity
+
+    event = AuthEvent.objects.filter(pk=event_id, user__isnull=True).first()
+    if event is None or event.state != State.PENDING or effective_state(event) != State.PENDING:
+        return "gone"
+    details = event.details if isinstance(event.details, dict) else {}
+    key = str(details.get("identifier", ""))
+    identity = find_identity(key, str(details.get("kind") or "") or None) if key else None
+    reason = ""
+    if identity is None:
+        reason = UNRESOLVED_UNKNOWN
+    elif not identity.user.is_active:
+        reason = UNRESOLVED_INACTIVE
+    elif not TrustedDevice.objects.active().filter(user_id=identity.user_id).exists():
+        reason = UNRESOLVED_NO_DEVICE
+    if not reason:
+        assert identity is not None
+        try:
+            with transaction.atomic():
+                row = create_pending_event(
+                    identity=identity,
+                    application=event.application,
+                    event="LOGIN",
+                    client_timestamp=str(int(timezone.now().timestamp())),
+                    build_only=True,
+                )
+                resolved = AuthEvent.objects.filter(
+                    pk=event.pk, user__isnull=True, state=State.PENDING
+                ).update(
+                    user_id=identity.user_id,
+                    client_timestamp=row.client_timestamp,
+                    signature=row.signature,
+                )
+        except RateLimited:
+            reason = UNRESOLVED_LIMITED
         else:
-            status = "authorization_pending"
-        cache.set(key, (stamp, interval), timeout=int(app_settings.PENDING_EVENT_LIFETIME))
-    except Exception:  # noqa: BLE001 - a decoy's pacing is best effort
-        status = "authorization_pending"
-    return PollResult(status, interval, event=event)
+            if not resolved:
+                return "gone"
+            event.user_id = identity.user_id
+            event.client_timestamp, event.signature = row.client_timestamp, row.signature
+            auth_event_recorded.send(sender=AuthEvent, event=event)
+            return "resolved"
+    AuthEvent.objects.filter(pk=event.pk, user__isnull=True).update(
+        details={**details, "unresolved": reason}
+    )
+    return reason
 
 
 def pending_for(identity: UserIdentity) -> list[AuthEvent]:
@@ -553,16 +608,6 @@ def _requester_event(
     except (TypeError, ValueError) as exc:
         raise EventNotFound() from exc
     event = _load_event(pk, with_identity=with_identity) if 0 < pk < 2**63 else None
-    if event is None and isinstance(poll_secret, str):
-        expires = _decoy_expiry(pk, poll_secret)
-        if expires is not None:
-            # A decoy (unknown identifier): pending until it expires, like a real request.
-            return AuthEvent(
-                pk=pk,
-                state=State.PENDING,
-                expires_at=datetime.fromtimestamp(expires, tz=UTC),
-                poll_interval=int(app_settings.POLL_INTERVAL),
-            )
     if (
         event is None
         or not event.poll_secret_hash
@@ -608,10 +653,12 @@ def poll(
     the request came through an application; later polls get ``approved`` only.
 
     With ``application``, an approved request started through another application is
-    refused (checked only once approved: decoys are never approved, so this tells an
-    outsider nothing about which identifiers exist)."""
+    refused (checked only once approved: a request for an identifier nobody owns is never
+    approved, so this tells an outsider nothing about which identifiers exist)."""
 
-    event = _requester_event(event_id, poll_secret, with_identity=collect)
+    # Without the user: a pending request reads the same row, whether or not anybody owns
+    # its identifier (J03); the user and identity are loaded for the hand-out only.
+    event = _requester_event(event_id, poll_secret)
     if (
         application is not None
         and event.application_id is not None
@@ -622,10 +669,6 @@ def poll(
     now = timezone.now()
     status = status_of(event)
     interval = event.poll_interval or int(app_settings.POLL_INTERVAL)
-    if event.user_id is None:  # a decoy: paced like a real request, from the cache
-        if status == "authorization_pending" and enforce_interval:
-            return _decoy_pacing(event, now, interval)
-        return PollResult(status, interval, event=event)
     if status == "authorization_pending" and enforce_interval:
         too_soon = event.last_polled_at is not None and (now - event.last_polled_at) < timedelta(
             seconds=interval
@@ -643,6 +686,7 @@ def poll(
     ):
         from .events import hand_out_tokens
 
+        event = _load_event(event.pk, with_identity=True) or event
         if application is not None and event.application_id == application.pk:
             event.application = application  # the caller's, already loaded
         identifier = primary_identifier(event.user.authdevice_identity)

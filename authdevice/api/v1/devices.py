@@ -482,7 +482,7 @@ class StartApprovalView(DeviceAPIView):
         "one gets a request that stays pending, then expires). Show `match_code`; wait with "
         "`GET /api/v1/approvals/{event_id}`.",
         request=StartApprovalSerializer,
-        responses={201: ApprovalStartedOut, **error_responses(400, 415, 429)},
+        responses={201: ApprovalStartedOut, **error_responses(400, 415, 429, 503)},
     )
     def post(self, request: Request) -> Response:
         application = self.get_application(request)
