@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 import time_machine
 from cryptography.hazmat.primitives import serialization
+from django.db import transaction
 from django.utils import timezone
 
 from authdevice.conf import app_settings
@@ -40,6 +41,25 @@ def test_first_key_is_created_on_demand_and_encrypted_at_rest():
     assert "d" not in row.public_jwk
     assert AuthEvent.objects.filter(event="KEY_ROTATED").count() == 1
     assert kid not in repr(private) and "v1." not in repr(row)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_first_key_made_in_a_transaction_that_rolls_back_never_signs_again():
+    """security.md M01: found by fault injection. The first key is made on demand, inside
+    whatever transaction asked for a signature; when that rolls back, the key is gone, and
+    the process must not go on signing with it (no verifier could check those tokens)."""
+
+    class Failed(Exception):
+        pass
+
+    keyring.invalidate()
+    with pytest.raises(Failed), transaction.atomic():
+        phantom, _ = keyring.signer()
+        raise Failed
+    assert not SigningKey.objects.exists()
+    kid, _ = keyring.signer()
+    assert kid != phantom
+    assert SigningKey.objects.filter(kid=kid).exists() and jwks_kids() == [kid]
 
 
 @pytest.mark.django_db

@@ -102,6 +102,12 @@ class KeyRing:
         if entry is None:
             ensure_signing_key()
             entry = self._current(timezone.now(), self.entries(force=True))
+            if transaction.get_connection().in_atomic_block:
+                # The key was created inside the caller's transaction: if that rolls back,
+                # so does the key. Sign with it now (nothing signed here leaves the
+                # process unless the transaction commits), but read the keys again next
+                # time instead of signing with a key nobody can verify.
+                self.invalidate()
         if entry is None:
             raise SigningUnavailable()
         key = self._private.get(entry.kid)
