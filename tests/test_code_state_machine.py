@@ -1,0 +1,222 @@
+"""The life of sign-in codes as a Hypothesis state machine (security.md A01-A05, J02).
+
+Random sequences of requests, resends, wrong codes, old codes, right codes and waits run
+against the real flows (``authdevice.flows.codes``, the database, the rate-limit cache,
+the mail a user would read), on a clock the test moves. After every step the outcome is
+compared with a small model of the rules:
+
+* a code signs in at most once, only while its challenge is pending and unexpired, and
+  only the newest code of the challenge (a resend replaces it);
+* each code has ``CODE_MAX_ATTEMPTS`` tries; a resend gives the new code its own tries;
+* wrong codes count against the identifier across codes and resends; from
+  ``IDENTIFIER_FAILURE_LIMIT`` on, each one kills its challenge and makes the identifier
+  wait (``IDENTIFIER_FAILURE_DELAY``, doubling), and nothing is checked while it waits;
+  the count lapses ``IDENTIFIER_FAILURE_WINDOW`` after the last wrong code and a sign-in
+  clears it;
+* every sign-in writes one audit row.
+
+Examples are derandomized (the same ones on every run), so CI never meets a new one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import pytest
+import time_machine
+from django.core import mail
+from django.core.cache import caches
+from django.test import override_settings
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
+
+from authdevice.conf import app_settings
+from authdevice.flows import codes, ratelimit
+from authdevice.models import AuthEvent, Challenge
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MAX_ATTEMPTS, MAX_RESENDS, FAILURE_LIMIT, DELAY, WINDOW, LIFETIME = 3, 3, 5, 30, 3600, 300
+START = datetime(2026, 12, 5, 12, 0, 0)
+_examples = itertools.count()
+
+
+@dataclass
+class Model:
+    pk: int
+    binding: str
+    code: str
+    expires: float
+    old_codes: list[str] = field(default_factory=list)
+    state: str = "pending"  # pending | dead | used
+    attempts: int = 0
+    resends: int = 0
+
+
+def last_code() -> str:
+    return re.search(r"\b(\d{6})\b", mail.outbox[-1].body).group(1)
+
+
+class CodeLife(RuleBasedStateMachine):
+    challenges = Bundle("challenges")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.identifier = f"prop{next(_examples)}@example.com"
+        self.clock = time_machine.travel(START, tick=False)
+        self.traveller = self.clock.start()
+        self.now = 0.0  # seconds since START
+        self.failures = 0
+        self.last_failure = -(10**9)
+        self.wait_until = -(10**9)
+        self.sign_ins = 0
+        self.models: list[Model] = []
+        caches[app_settings.RATELIMIT_CACHE].clear()
+        mail.outbox = []
+
+    def teardown(self) -> None:
+        self.clock.stop()
+
+    # -- the model's view of the identifier ---------------------------------------------
+
+    def _lapse(self) -> None:
+        if self.now - self.last_failure >= WINDOW:
+            self.failures = 0
+
+    def waiting(self) -> bool:
+        return self.now < self.wait_until
+
+    def _usable(self, m: Model) -> bool:
+        return m.state == "pending" and self.now < m.expires
+
+    # -- rules ----------------------------------------------------------------------------
+
+    @rule(target=challenges)
+    def request(self) -> Model:
+        started = codes.start_challenge(identifier=self.identifier)
+        model = Model(
+            pk=started.challenge.pk,
+            binding=started.binding,
+            code=last_code(),
+            expires=self.now + LIFETIME,
+        )
+        self.models.append(model)
+        return model
+
+    @rule(m=challenges)
+    def resend(self, m: Model) -> None:
+        try:
+            codes.resend_challenge(challenge_id=m.pk, binding=m.binding)
+        except codes.ChallengeNotFound:
+            assert m.state != "pending"
+            return
+        except ratelimit.RateLimited:
+            assert m.state == "pending" and m.resends >= MAX_RESENDS
+            return
+        assert m.state == "pending" and m.resends < MAX_RESENDS
+        m.old_codes.append(m.code)
+        m.code, m.attempts, m.resends = last_code(), 0, m.resends + 1
+        m.expires = self.now + LIFETIME
+
+    def _check(self, m: Model, code: str, right: bool) -> None:
+        self._lapse()
+        try:
+            codes.verify_code(challenge_id=m.pk, binding=m.binding, code=code)
+        except ratelimit.RateLimited:
+            assert self.waiting(), "refused with a wait the model does not have"
+            return
+        except codes.InvalidCode:
+            assert not self.waiting(), "checked a code while the identifier had to wait"
+            if right:
+                assert not self._usable(m), "the newest code of a usable challenge failed"
+                return
+            if not self._usable(m):
+                return  # nothing is counted against a challenge that cannot sign in
+            m.attempts += 1
+            self.failures += 1
+            self.last_failure = self.now
+            if m.attempts >= MAX_ATTEMPTS:
+                m.state = "dead"
+            if self.failures >= FAILURE_LIMIT:
+                m.state = "dead"
+                delay = min(DELAY * 2 ** (self.failures - FAILURE_LIMIT), WINDOW)
+                self.wait_until = self.now + delay
+            return
+        assert right, "a wrong or replaced code signed in"
+        assert not self.waiting() and self._usable(m)
+        m.state = "used"
+        self.sign_ins += 1
+        self.failures, self.wait_until = 0, -(10**9)
+
+    @rule(m=challenges)
+    def right_code(self, m: Model) -> None:
+        self._check(m, m.code, right=True)
+
+    @rule(m=challenges, pick=st.integers(min_value=0, max_value=10**6 - 1))
+    def wrong_code(self, m: Model, pick: int) -> None:
+        code = f"{pick:06d}"
+        if code != m.code:
+            self._check(m, code, right=False)
+
+    @rule(m=challenges)
+    def wrong_code_then_the_first_delay(self, m: Model) -> None:
+        """A guesser who waits out the first delay each time (it should double)."""
+        self.wrong_code(m, (int(m.code) + 1) % 10**6)
+        self.wait(DELAY + 1)
+
+    @rule(m=challenges, which=st.integers(min_value=0, max_value=2))
+    def replaced_code(self, m: Model, which: int) -> None:
+        if m.old_codes and m.old_codes[which % len(m.old_codes)] != m.code:
+            self._check(m, m.old_codes[which % len(m.old_codes)], right=False)
+
+    @rule(seconds=st.sampled_from([1, DELAY - 1, DELAY + 1, LIFETIME + 1, WINDOW + 1]))
+    def wait(self, seconds: int) -> None:
+        self.now += seconds
+        self.traveller.shift(timedelta(seconds=seconds))
+
+    # -- invariants ---------------------------------------------------------------------
+
+    @invariant()
+    def the_database_agrees(self) -> None:
+        expected = {m.pk: {"used": "verified"}.get(m.state, m.state) for m in self.models}
+        rows = dict(Challenge.objects.filter(identifier=self.identifier).values_list("pk", "state"))
+        assert rows == expected
+        logins = AuthEvent.objects.filter(
+            event="LOGIN", state="approved", details__challenge_id__in=list(expected)
+        )
+        assert logins.count() == self.sign_ins
+
+
+def test_codes_follow_the_rules(transactional_db):
+    with override_settings(
+        AUTHDEVICE_CODE_MAX_ATTEMPTS=MAX_ATTEMPTS,
+        AUTHDEVICE_CODE_MAX_RESENDS=MAX_RESENDS,
+        AUTHDEVICE_IDENTIFIER_FAILURE_LIMIT=FAILURE_LIMIT,
+        AUTHDEVICE_IDENTIFIER_FAILURE_DELAY=DELAY,
+        AUTHDEVICE_IDENTIFIER_FAILURE_WINDOW=WINDOW,
+        AUTHDEVICE_CHALLENGE_LIFETIME=LIFETIME,
+        AUTHDEVICE_SEND_LIMIT_PER_IP=10**9,
+        AUTHDEVICE_SEND_LIMIT_PER_IDENTIFIER=10**9,
+        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
+    ):
+        run_state_machine_as_test(
+            CodeLife,
+            settings=settings(
+                max_examples=100,
+                stateful_step_count=50,
+                deadline=None,
+                derandomize=True,
+                database=None,
+                suppress_health_check=[HealthCheck.too_slow],
+            ),
+        )
