@@ -41,8 +41,18 @@ RECENT_EVENTS = 20
 
 
 class SelectionCheckMixin:
-    """Actions on a selection that is not a list of this model's primary keys (a tampered
-    form: ``abc``, ``2**64``) get a message instead of a 500."""
+    """Tampered admin input gets an answer, never a 500: actions on a selection that is not
+    a list of this model's primary keys (``abc``, ``2**64``) get a message, and a list
+    filtered by a value the database cannot take (``?created_at__year=99999``) gets the
+    admin's "invalid lookup" redirect (``?e=1``)."""
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        from django.contrib.admin.options import IncorrectLookupParameters
+
+        try:
+            return super().get_changelist_instance(request)  # type: ignore[misc]
+        except (ValueError, OverflowError) as exc:  # raised when the count is computed
+            raise IncorrectLookupParameters(exc) from exc
 
     def response_action(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         from django.contrib.admin import helpers

@@ -334,3 +334,35 @@ def test_a_tampered_selection_is_a_message_not_a_500(enrolled, selection):
     assert "The selection is not valid" in response.content.decode()
     device.refresh_from_db()
     assert device.revoked_at is None
+
+
+AUTHDEVICE_CHANGELISTS = [
+    f"/admin/authdevice/{model._meta.model_name}/"
+    for model in django_admin.site._registry
+    if model._meta.app_label == "authdevice"
+]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "created_at__year=99999",
+        "created_at__year=0",
+        "created_at__year__gt=99999",
+        "created_at__month=13",
+        "created_at__gte=2026-13-45",
+        "id=99999999999999999999999",
+        "id__in=1,x",
+    ],
+)
+def test_every_changelist_answers_a_bad_filter_without_a_500(query, admin_user):
+    """Bad input is a 4xx or the admin's "invalid lookup" redirect, never a 500."""
+    assert len(AUTHDEVICE_CHANGELISTS) >= 6
+    client = Client(raise_request_exception=False)
+    client.force_login(admin_user)
+    for url in AUTHDEVICE_CHANGELISTS:
+        response = client.get(f"{url}?{query}")
+        assert response.status_code in (200, 302, 400), (url, response.status_code)
+        if response.status_code == 302:
+            assert response["Location"].endswith("?e=1"), (url, response["Location"])
+            assert client.get(response["Location"]).status_code == 200, url
