@@ -187,8 +187,10 @@ def make_trusted(page, site: Site, email: str, name: str = "Laptop A") -> None:
     page.get_by_role("button", name="Make this browser a trusted device").click()
     page.wait_for_url(f"{site.url}/devices/?done=added")
     row = page.locator("li.ad-device", has_text=name)
-    assert row.locator("[data-ad-this]").is_visible()  # "This browser"
-    assert page.get_by_text("This browser is one of your trusted devices").is_visible()
+    # Both are shown by the page's script once it finds this browser's key (asynchronous
+    # IndexedDB): wait for them (an instant is_visible() lost that race in CI once).
+    row.locator("[data-ad-this]").wait_for(state="visible")  # "This browser"
+    page.get_by_text("This browser is one of your trusted devices").wait_for(state="visible")
 
 
 def ask_for_approval(page, site: Site, email: str) -> str:
