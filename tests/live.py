@@ -19,6 +19,24 @@ from tests.services import free_port, wait_for_port
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
+#: A Celery worker of the example site for tests: one process (solo pool), quiet, and no
+#: broker chatter with other workers (run from ``ROOT`` with the site's environment).
+CELERY_WORKER = [
+    PY,
+    "-m",
+    "celery",
+    "-A",
+    "project",
+    "worker",
+    "-P",
+    "solo",
+    "-l",
+    "warning",
+    "--without-heartbeat",
+    "--without-gossip",
+    "--without-mingle",
+]
+
 
 @dataclass
 class LiveSite:

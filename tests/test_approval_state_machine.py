@@ -24,7 +24,6 @@ import pytest
 import time_machine
 from django.core.cache import caches
 from django.test import override_settings
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -40,6 +39,7 @@ from authdevice.flows.devices import enrol_device
 from authdevice.flows.events import AlreadyDecided, EventExpired
 from authdevice.models import AuthEvent, RefreshToken
 from tests.devicekit import Browser
+from tests.stateful import derandomized
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -194,12 +194,5 @@ def test_approval_requests_follow_the_state_machine(identity, application):
     ):
         run_state_machine_as_test(
             Approvals,
-            settings=settings(
-                max_examples=50,
-                stateful_step_count=40,
-                deadline=None,
-                derandomize=True,
-                database=None,
-                suppress_health_check=[HealthCheck.too_slow],
-            ),
+            settings=derandomized(max_examples=50, steps=40),
         )

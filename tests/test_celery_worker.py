@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from datetime import timedelta
 
@@ -16,7 +15,7 @@ from django.utils import timezone
 
 from authdevice.flows.keys import keyring
 from authdevice.models import SigningKey
-from tests.live import ROOT
+from tests.live import CELERY_WORKER, ROOT
 from tests.services import require
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -36,21 +35,7 @@ def worker():
         "SECRET_KEY": settings.SECRET_KEY,
     }
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "project",
-            "worker",
-            "-P",
-            "solo",
-            "-l",
-            "warning",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ],
+        CELERY_WORKER,
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

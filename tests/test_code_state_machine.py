@@ -30,7 +30,6 @@ import time_machine
 from django.core import mail
 from django.core.cache import caches
 from django.test import override_settings
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -43,6 +42,7 @@ from hypothesis.stateful import (
 from authdevice.conf import app_settings
 from authdevice.flows import codes, ratelimit
 from authdevice.models import AuthEvent, Challenge
+from tests.stateful import derandomized
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -211,12 +211,5 @@ def test_codes_follow_the_rules(transactional_db):
     ):
         run_state_machine_as_test(
             CodeLife,
-            settings=settings(
-                max_examples=100,
-                stateful_step_count=50,
-                deadline=None,
-                derandomize=True,
-                database=None,
-                suppress_health_check=[HealthCheck.too_slow],
-            ),
+            settings=derandomized(max_examples=100, steps=50),
         )

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import secrets
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,9 +25,9 @@ from django.test import Client
 from authdevice.flows import native
 from authdevice.flows import tokens as token_flows
 from authdevice.flows.devices import enrol_device
-from authdevice.flows.pkce import create_authorization_code, s256
 from authdevice.models import AuthEvent, AuthorizationCode, Challenge, RefreshToken
 from tests.devicekit import Browser
+from tests.test_get_identity import issue
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,7 +35,6 @@ TOKENS = RefreshToken._meta.db_table
 EVENTS = AuthEvent._meta.db_table
 CHALLENGES = Challenge._meta.db_table
 CODES = AuthorizationCode._meta.db_table
-REDIRECT = "https://app.example.com/cb"
 
 
 @pytest.fixture(autouse=True)
@@ -121,21 +119,8 @@ def test_code_verify(client, application, user, verb, table, who):
 
 @pytest.mark.parametrize(("verb", "table"), [("UPDATE", CODES), ("INSERT", TOKENS)])
 def test_get_identity(client, application, identity, verb, table):
-    verifier = secrets.token_urlsafe(32)
-    row, code = create_authorization_code(
-        application=application,
-        identity=identity,
-        identifier=identity.identifiers.get(),
-        auth_method="OTP",
-        redirect_url=REDIRECT,
-        code_challenge=s256(verifier),
-    )
-    body = {
-        "code_verifier": verifier,
-        "authorization_code": code,
-        "challenge_id": row.pk,
-        "redirect_url": REDIRECT,
-    }
+    body = issue(application, identity)
+    row = AuthorizationCode.objects.get(pk=body["challenge_id"])
     url = "/api/v0/verify/get_identity?oauth_token=true"
     headers = {"HTTP_API_KEY_ID": application.api_key_id}
     with fault(verb, table):

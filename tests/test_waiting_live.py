@@ -26,7 +26,7 @@ import pytest
 import requests
 
 from tests.devicekit import Browser, Phone, login_message, now_ts
-from tests.live import PY, ROOT, site_env
+from tests.live import CELERY_WORKER, PY, ROOT, site_env
 from tests.services import free_port, require, wait_for_port
 
 pytestmark = pytest.mark.slow
@@ -148,21 +148,7 @@ def running_site(redis_url: str | None) -> Iterator[Servers]:
     if redis_url:
         # Celery publishes to Redis here: a real worker finds the owner of each approval
         # request (native.resolve_approval), as in production.
-        commands["celery"] = [
-            PY,
-            "-m",
-            "celery",
-            "-A",
-            "project",
-            "worker",
-            "-P",
-            "solo",
-            "-l",
-            "warning",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ]
+        commands["celery"] = CELERY_WORKER
     procs: list[subprocess.Popen[bytes]] = []
     logs: list[Path] = []
     try:

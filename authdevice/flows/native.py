@@ -452,6 +452,12 @@ def resolve_approval(event_id: int) -> str:
             event.client_timestamp, event.signature = row.client_timestamp, row.signature
             auth_event_recorded.send(sender=AuthEvent, event=event)
             return "resolved"
+    if reason == UNRESOLVED_UNKNOWN:
+        # Nobody's address: the audit row keeps only enough to recognise a pattern, not
+        # the address someone typed (audit rows outlive the nightly purge).
+        from .codes import mask_identifier
+
+        details = {**details, "identifier": mask_identifier(key)}
     AuthEvent.objects.filter(pk=event.pk, user__isnull=True).update(
         details={**details, "unresolved": reason}
     )
