@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from authdevice.flows import tokens as token_flows
 from authdevice.flows.identities import add_identifier
-from authdevice.models import AuthEvent, DeviceBinding, TrustedDevice
+from authdevice.models import AuthEvent, DeviceBinding, RefreshToken, TrustedDevice
 from tests.devicekit import Browser, Phone
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -853,6 +853,27 @@ def test_c10_only_the_requester_collects_the_tokens_once(
     assert first["access_token"]
     assert "access_token" not in ok(poll(api, started))
     assert "access_token" not in ok(poll(api, started, "?wait=5"))
+
+
+def test_c10_tokens_not_collected_in_time_are_never_handed_out(api, handle, browser):
+    """RFC 8628 3.5: until the request expires, or HANDOUT_GRACE after a late approval;
+    afterwards an uncollected approval answers expired_token and opens nothing."""
+    from authdevice.flows.events import HANDOUT_GRACE
+
+    tokens_before = RefreshToken.objects.count()
+    now = timezone.now()
+    with time_machine.travel(now, tick=False) as traveller:
+        early = start(api)
+        ok(decide(api, handle, browser, early["event_id"], match_code=early["match_code"]))
+        traveller.shift(timedelta(seconds=179))
+        late = start(api)  # approved at its last second: it still gets the grace
+        traveller.shift(timedelta(seconds=179))
+        ok(decide(api, handle, browser, late["event_id"], match_code=late["match_code"]))
+        traveller.shift(timedelta(seconds=HANDOUT_GRACE - 1))
+        error(poll(api, early), 400, "expired_token", POLL_FIELDS)
+        assert ok(poll(api, late))["access_token"]
+    assert AuthEvent.objects.get(pk=int(early["event_id"])).tokens_handed_out_at is None
+    assert RefreshToken.objects.count() == tokens_before + 1
 
 
 def test_c11_rejection_is_final_and_notified(api, handle, browser):

@@ -9,8 +9,10 @@ compared with a model:
 * PENDING goes to APPROVED, REJECTED (a rejection, or ``MATCH_MAX_ATTEMPTS`` wrong
   numbers) or EXPIRED (its lifetime passes); every other state is final;
 * a wrong number never approves; a decision on a final or expired request is refused;
-* the tokens of a request exist if and only if it was approved and polled, and the first
-  poll after approval is the only one that gets them.
+* the tokens of a request exist if and only if it was approved and polled in time (until
+  it expires, or ``HANDOUT_GRACE`` after the approval if later), and the first poll after
+  approval is the only one that gets them; later, an uncollected approval is
+  ``expired_token``.
 
 Examples are derandomized (the same ones on every run).
 """
@@ -36,7 +38,7 @@ from hypothesis.stateful import (
 from authdevice.conf import app_settings
 from authdevice.flows import native
 from authdevice.flows.devices import enrol_device
-from authdevice.flows.events import AlreadyDecided, EventExpired
+from authdevice.flows.events import HANDOUT_GRACE, AlreadyDecided, EventExpired
 from authdevice.models import AuthEvent, RefreshToken
 from tests.devicekit import Browser
 from tests.stateful import derandomized
@@ -56,6 +58,7 @@ class Request:
     state: str = "pending"  # pending | approved | rejected
     wrong: int = 0
     collected: bool = False
+    decided: float = 0.0
 
 
 class Approvals(RuleBasedStateMachine):
@@ -125,6 +128,7 @@ class Approvals(RuleBasedStateMachine):
         if approve:
             assert number == r.number, "approved with a wrong number"
         r.state = "approved" if approve else "rejected"
+        r.decided = self.now
 
     @rule(r=requests)
     def approve(self, r: Request) -> None:
@@ -149,8 +153,11 @@ class Approvals(RuleBasedStateMachine):
             "rejected": "access_denied",
             "expired": "expired_token",
         }[self.effective(r)]
+        late = self.now >= max(r.expires, r.decided + HANDOUT_GRACE)
+        if r.state == "approved" and not r.collected and late:
+            expected = "expired_token"  # nobody came for the tokens in time
         assert result.status == expected
-        if r.state == "approved" and not r.collected:
+        if r.state == "approved" and not r.collected and not late:
             assert result.tokens is not None, "the first poll after approval got no tokens"
             r.collected = True
         else:

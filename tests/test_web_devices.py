@@ -425,6 +425,30 @@ def test_approval_signs_the_waiting_browser_in_once(user):
     assert not native.claim_session(event)
 
 
+def test_an_approval_nobody_finished_in_time_signs_nobody_in(user):
+    """The waiting browser has until the request expires (or HANDOUT_GRACE after a late
+    approval) to finish; later the approval is spent for nothing."""
+    import time_machine
+    from django.utils import timezone
+
+    phone = Browser()
+    approver = signed_in(user)
+    enrol(approver, phone)
+    waiter = Client(enforce_csrf_checks=True)
+    flow, number = start_approval(waiter)
+    pending_event_id = pending_event(user).pk
+    assert decide(approver, phone, pending_event_id, number=number).status_code == 200
+    with time_machine.travel(
+        timezone.now() + timedelta(seconds=app_settings.PENDING_EVENT_LIFETIME)
+    ):
+        assert waiting_status(waiter, flow) == "expired_token"
+        token = csrf(waiter, f"{APPROVE_START}?flow={flow}")
+        response = waiter.post(FINISH, {"flow": flow, "csrfmiddlewaretoken": token})
+        assert response.status_code == 400
+        assert AUTH_SESSION_KEY not in waiter.session
+    assert AuthEvent.objects.get(pk=pending_event_id).tokens_handed_out_at is None
+
+
 def test_finish_before_approval_signs_nobody_in(user):
     enrol(signed_in(user), Browser())
     waiter = Client(enforce_csrf_checks=True)

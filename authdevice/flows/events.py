@@ -90,6 +90,23 @@ def effective_state(event: AuthEvent) -> str:
     return State.EXPIRED if is_expired(event) else event.state
 
 
+#: Seconds after its approval that an approved request's tokens (or, on the pages, its
+#: session) can still be collected, when that is later than the request's own expiry.
+HANDOUT_GRACE = 60
+
+
+def collectable(event: AuthEvent) -> bool:
+    """Whether an approved request may still hand out its tokens or session: until the
+    request expires, or ``HANDOUT_GRACE`` seconds after the approval if that is later. A
+    poll secret that turns up later opens nothing (RFC 8628 3.5: ``expired_token``)."""
+    if event.expires_at is None:
+        return False
+    deadline = event.expires_at
+    if event.decided_at is not None:
+        deadline = max(deadline, event.decided_at + timedelta(seconds=HANDOUT_GRACE))
+    return timezone.now() < deadline
+
+
 def new_event_row(**kwargs) -> AuthEvent:  # type: ignore[no-untyped-def]
     """Build, sign and INSERT an event row (arguments as :func:`build_event_row`)."""
     return insert_event_row(build_event_row(**kwargs))
@@ -361,7 +378,7 @@ def hand_out_tokens(event: AuthEvent, *, identifier: str | None = None) -> Token
     if (
         event.state != State.APPROVED
         or event.tokens_handed_out_at is not None
-        or event.expires_at is None
+        or not collectable(event)
         or not getattr(event.user, "is_active", True)  # disabled since it was approved
     ):
         return None

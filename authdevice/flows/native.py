@@ -52,6 +52,7 @@ from .events import (
     AlreadyDecided,
     EventExpired,
     EventNotFound,
+    collectable,
     create_pending_event,
     effective_state,
 )
@@ -626,6 +627,13 @@ def _requester_event(
 
 def status_of(event: AuthEvent) -> str:
     state = effective_state(event)
+    if (
+        state == State.APPROVED
+        and event.tokens_handed_out_at is None
+        and event.poll_secret_hash
+        and not collectable(event)
+    ):
+        return "expired_token"  # approved, but nobody came for it in time
     return {
         State.PENDING: "authorization_pending",
         State.APPROVED: "approved",
@@ -703,8 +711,8 @@ def poll(
 
 
 def claim_session(event: AuthEvent) -> bool:
-    """For the pages: the approved event signs the waiting browser in, once."""
-    if effective_state(event) != State.APPROVED:
+    """For the pages: the approved event signs the waiting browser in, once, in time."""
+    if effective_state(event) != State.APPROVED or not collectable(event):
         return False
     return bool(
         AuthEvent.objects.filter(
