@@ -305,7 +305,10 @@ def _match_hash(event_id: int, code: str) -> str:
 def start_approval(
     *, identity: UserIdentity, application: Application | None, request: HttpRequest | None = None
 ) -> ApprovalRequest:
-    """A non-trusted device asks the user's trusted devices to approve its sign-in."""
+    """A non-trusted device asks the user's trusted devices to approve its sign-in, for a
+    caller that already knows the user (a site's own step-up, say). A door that takes an
+    identifier from anybody uses :func:`start_approval_for_identifier` instead, which
+    never looks the user up while answering (J03)."""
     poll_secret = random_token(32)
     digits = max(2, min(int(app_settings.MATCH_CODE_LENGTH), 10))
     match_code = (
@@ -426,8 +429,7 @@ def resolve_approval(event_id: int) -> str:
         reason = UNRESOLVED_INACTIVE
     elif not TrustedDevice.objects.active().filter(user_id=identity.user_id).exists():
         reason = UNRESOLVED_NO_DEVICE
-    if not reason:
-        assert identity is not None
+    if identity is not None and not reason:
         try:
             with transaction.atomic():
                 row = create_pending_event(
