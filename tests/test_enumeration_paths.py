@@ -137,8 +137,9 @@ def post_json(client: Client, path: str, body: dict[str, Any]) -> Any:
     return client.post(path, data=json.dumps(body), content_type="application/json")
 
 
-#: Headers whose values are per request (compared by the masks and lengths instead).
-VARYING_HEADERS = {"Set-Cookie", "Location"}
+#: Headers whose values are per request (compared by the masks and lengths instead) or
+#: carry the current second (``Expires`` of a no-store page): names compared, not values.
+VARYING_HEADERS = {"Set-Cookie", "Location", "Expires", "Date", "Last-Modified"}
 
 
 def headers(response: Any) -> list[tuple[str, str]]:
