@@ -144,25 +144,59 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint(
         key="f",
         name="code verify",
-        description="read the challenge and its user in one query, check the code (HMAC, "
-        "constant time), sign the tokens, then one transaction: consume it (conditional "
-        "UPDATE), audit row, refresh token; a known user",
+        description="a challenge started with a code_challenge (the native two-step "
+        "sign-in): read it, check the code (HMAC, constant time), then one conditional "
+        "UPDATE to granted with the hash of the authorization code it answers with",
+        method="POST",
+        path="/api/v1/auth/code/verify",
+        headers=API,
+        body='{"challenge_id":"$challenge_id","challenge_secret":"$challenge_secret",'
+        '"code":"$code"}',
+        consumable="pkce_code_challenge",
+        consumable_ttl=480,  # AUTHDEVICE_CHALLENGE_LIFETIME=600 for the run
+        target=0.50,
+        expect_json_key="authorization_code",
+    ),
+    Endpoint(
+        key="f1",
+        name="code verify, one step",
+        description="a challenge started without a code_challenge: (f) and (f2) in one "
+        "request: read the challenge and its user in one query, check the code, sign the "
+        "tokens, then one transaction: consume it (conditional UPDATE), audit row, refresh "
+        "token; a known user. Target: (g)'s, the same work",
         method="POST",
         path="/api/v1/auth/code/verify",
         headers=API,
         body='{"challenge_id":"$challenge_id","challenge_secret":"$challenge_secret",'
         '"code":"$code"}',
         consumable="code_challenge",
-        consumable_ttl=480,  # AUTHDEVICE_CHALLENGE_LIFETIME=600 for the run
-        target=0.50,
+        consumable_ttl=480,
+        target=0.30,
+        expect_json_key="refresh_token",
+    ),
+    Endpoint(
+        key="f2",
+        name="code token exchange",
+        description="the second step of (f): read the granted challenge and its user in one "
+        "query, S256 check of the verifier, sign the tokens, then one transaction: consume "
+        "it (conditional UPDATE), audit row, refresh token; a known user",
+        method="POST",
+        path="/api/v1/auth/code/token",
+        headers=API,
+        body='{"challenge_id":"$challenge_id","authorization_code":"$authorization_code",'
+        '"code_verifier":"$code_verifier"}',
+        consumable="code_grant",
+        consumable_ttl=240,  # grants live 300 s (AUTHDEVICE_AUTHORIZATION_CODE_LIFETIME)
+        target=0.30,
         expect_json_key="refresh_token",
     ),
     Endpoint(
         key="f0",
         name="code verify floor",
-        description="(f) written as directly as this stack allows (benchmarks/floor.py): one "
-        "SELECT of the needed columns, binding and code checks, two ES256 signatures, one "
-        "transaction (UPDATE, two INSERTs); no models, hooks or signals. A ceiling for (f)",
+        description="(f1) written as directly as this stack allows (benchmarks/floor.py): "
+        "one SELECT of the needed columns, binding and code checks, two ES256 signatures, "
+        "one transaction (UPDATE, two INSERTs); no models, hooks or signals. A ceiling for "
+        "(f1)",
         method="POST",
         path="/bench/floor/code-verify",
         headers=API,

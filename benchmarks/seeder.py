@@ -131,16 +131,17 @@ def produce_identifiers(count: int, out: TextIO) -> None:
     out.write("".join(f"bench-{nonce}-{next(counter)}@example.com\n" for _ in range(count)))
 
 
-def produce_code_challenges(count: int, out: TextIO) -> None:
-    """Pending challenges for the seeded user, started by ``start_challenge`` through the
-    application, with the code read back from the locmem outbox (codes are only ever sent,
-    stored as an HMAC). One line: ``{challenge_id, challenge_secret, code}``."""
+def _started_challenges(count: int, pkce: bool) -> Iterator[tuple[Any, str, str]]:
+    """``(started, code, verifier)`` of ``count`` pending challenges for the seeded user,
+    started by ``start_challenge`` through the application (with ``pkce``, each with the
+    S256 challenge of its own verifier), the code read back from the locmem outbox (codes
+    are only ever sent, stored as an HMAC)."""
     from django.db import transaction
     from django.test import override_settings
 
-    from authdevice.api.v1.serializers import ChallengeIdField
     from authdevice.channels import locmem
     from authdevice.flows.codes import _code_hash, start_challenge
+    from authdevice.flows.pkce import s256
 
     app, email = _state["application"], _state["identifier"]
     channels = {"EMAIL": LOCMEM_CHANNEL, "SMS": None, "WHATSAPP": None}
@@ -149,24 +150,79 @@ def produce_code_challenges(count: int, out: TextIO) -> None:
         while done < count:
             n = min(BATCH, count - done)
             locmem.outbox.clear()
+            verifiers = [secrets.token_urlsafe(32) if pkce else "" for _ in range(n)]
             with transaction.atomic():  # the sends run (eagerly) when this commits
-                started = [start_challenge(identifier=email, application=app) for _ in range(n)]
+                started = [
+                    start_challenge(
+                        identifier=email,
+                        application=app,
+                        code_challenge=s256(verifier) if verifier else "",
+                    )
+                    for verifier in verifiers
+                ]
             if len(locmem.outbox) != n:
                 raise RuntimeError(f"{len(locmem.outbox)} messages in the outbox, not {n}")
-            for s, message in zip(started, locmem.outbox, strict=True):
-                if _code_hash(message.context["code"], s.challenge) != s.challenge.code_hash:
+            for s, message, verifier in zip(started, locmem.outbox, verifiers, strict=True):
+                code = message.context["code"]
+                if _code_hash(code, s.challenge) != s.challenge.code_hash:
                     raise RuntimeError("outbox messages out of order")
-                out.write(
-                    _line(
-                        {
-                            "challenge_id": ChallengeIdField().to_representation(s.challenge.pk),
-                            "challenge_secret": s.binding,
-                            "code": message.context["code"],
-                        }
-                    )
-                )
+                yield s, code, verifier
             done += n
     locmem.outbox.clear()
+
+
+def _challenge_line(started: Any, code: str) -> str:
+    from authdevice.api.v1.serializers import ChallengeIdField
+
+    return _line(
+        {
+            "challenge_id": ChallengeIdField().to_representation(started.challenge.pk),
+            "challenge_secret": started.binding,
+            "code": code,
+        }
+    )
+
+
+def produce_code_challenges(count: int, out: TextIO) -> None:
+    """Pending one-step challenges (no ``code_challenge``): a right code signs in.
+    One line: ``{challenge_id, challenge_secret, code}``."""
+    for started, code, _ in _started_challenges(count, pkce=False):
+        out.write(_challenge_line(started, code))
+
+
+def produce_pkce_code_challenges(count: int, out: TextIO) -> None:
+    """Pending challenges started with a ``code_challenge``: a right code answers with
+    an authorization code. The same line as :func:`produce_code_challenges`."""
+    for started, code, _ in _started_challenges(count, pkce=True):
+        out.write(_challenge_line(started, code))
+
+
+def produce_code_grants(count: int, out: TextIO) -> None:
+    """Authorization codes of the native two-step sign-in: PKCE challenges whose right
+    code was checked by ``verify_code_or_grant``. One line:
+    ``{challenge_id, authorization_code, code_verifier}``."""
+    from authdevice.api.v1.serializers import ChallengeIdField
+    from authdevice.flows.codes import Granted, verify_code_or_grant
+
+    app = _state["application"]
+    for started, code, verifier in _started_challenges(count, pkce=True):
+        granted = verify_code_or_grant(
+            challenge_id=started.challenge.pk,
+            binding=started.binding,
+            code=code,
+            application=app,
+        )
+        if not isinstance(granted, Granted):
+            raise RuntimeError("a PKCE challenge signed in without a grant")
+        out.write(
+            _line(
+                {
+                    "challenge_id": ChallengeIdField().to_representation(started.challenge.pk),
+                    "authorization_code": granted.authorization_code,
+                    "code_verifier": verifier,
+                }
+            )
+        )
 
 
 def produce_authorization_codes(count: int, out: TextIO) -> None:
@@ -357,6 +413,8 @@ PRODUCERS: dict[str, Callable[[int, TextIO], None]] = {
     "refresh_token": produce_refresh_tokens,
     "new_identifier": produce_identifiers,
     "code_challenge": produce_code_challenges,
+    "pkce_code_challenge": produce_pkce_code_challenges,
+    "code_grant": produce_code_grants,
     "authorization_code": produce_authorization_codes,
     "device_login": produce_device_logins,
     "pending_event": produce_pending_events,

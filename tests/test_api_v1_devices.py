@@ -1260,6 +1260,7 @@ EXPECTED_OPERATIONS = {
     ("post", "/api/v1/auth/code"),
     ("post", "/api/v1/auth/code/resend"),
     ("post", "/api/v1/auth/code/verify"),
+    ("post", "/api/v1/auth/code/token"),
     ("get", "/api/v1/devices"),
     ("delete", "/api/v1/devices/{handle}"),
     ("post", "/api/v1/devices/enrol/challenge"),

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-KEYS = ("a", "b", "c", "d", "e", "f", "f0", "g", "h", "i")
+KEYS = ("a", "b", "c", "d", "e", "f", "f1", "f2", "f0", "g", "h", "i")
 
 
 def _run_quick(tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], Any]:

@@ -31,6 +31,25 @@ from tests.services import require
         {"identifier": "a@example.com", "channel": ""},
         {"identifier": "a@example.com", "method": None},
         {"identifier": "a@example.com", "method": "PIN"},
+        {"identifier": "a@example.com", "code_challenge": "A" * 43},
+        {
+            "identifier": "a@example.com",
+            "code_challenge": "A" * 43,
+            "code_challenge_method": "S256",
+        },
+        {
+            "identifier": "a@example.com",
+            "code_challenge": "A" * 43,
+            "code_challenge_method": "plain",
+        },
+        {"identifier": "a@example.com", "code_challenge": "A" * 43, "code_challenge_method": None},
+        {"identifier": "a@example.com", "code_challenge_method": "S256"},
+        {"identifier": "a@example.com", "code_challenge": "A" * 42},
+        {"identifier": "a@example.com", "code_challenge": "A" * 42 + "+"},
+        {"identifier": "a@example.com", "code_challenge": "A" * 43 + "\n"},
+        {"identifier": "a@example.com", "code_challenge": ""},
+        {"identifier": "a@example.com", "code_challenge": None},
+        {"identifier": "a@example.com", "code_challenge": 5},
         {},
         [],
     ],
@@ -44,7 +63,12 @@ def test_request_fields_match_the_serializer(body: Any) -> None:
     if fields is not None:
         data = serializer.validated_data
         assert valid
-        assert fields == (data["identifier"], data.get("channel"), data["method"])
+        assert fields == (
+            data["identifier"],
+            data.get("channel"),
+            data["method"],
+            data.get("code_challenge", ""),
+        )
 
 
 def test_hit_many_on_redis_counts_like_consecutive_hits(settings) -> None:

@@ -117,6 +117,50 @@ def test_code_verify(client, application, user, verb, table, who):
     assert AuthEvent.objects.filter(event__startswith="LOGIN", state="approved").count() == 1
 
 
+@pytest.mark.parametrize(("verb", "table"), SIGN_IN_WRITES)
+@pytest.mark.parametrize("who", ["new@example.com", "alice@example.com"])
+def test_code_grant_verify_and_exchange(client, application, user, verb, table, who):
+    """The two-step sign-in: the grant's UPDATE fails (nothing granted, the code works
+    again), then one of the exchange's writes fails (nothing spent, the grant works
+    exactly once)."""
+    import secrets
+
+    from authdevice.flows.pkce import s256
+
+    headers = {"HTTP_API_KEY_ID": application.api_key_id}
+    verifier = secrets.token_urlsafe(48)
+    request = {"identifier": who, "code_challenge": s256(verifier)}
+    started = post_json(client, "/api/v1/auth/code", request, **headers).json()
+    code = re.search(r"\b(\d{6})\b", mail.outbox[-1].body).group(1)
+    body = {
+        "challenge_id": started["challenge_id"],
+        "challenge_secret": started["challenge_secret"],
+        "code": code,
+    }
+    pk = int(started["challenge_id"])
+    with fault("UPDATE", CHALLENGES):
+        assert_generic_error(post_json(client, "/api/v1/auth/code/verify", body, **headers))
+    assert Challenge.objects.get(pk=pk).state == "pending"
+    granted = post_json(client, "/api/v1/auth/code/verify", body, **headers)
+    assert granted.status_code == 200, granted.content
+    exchange = {
+        "challenge_id": started["challenge_id"],
+        "authorization_code": granted.json()["authorization_code"],
+        "code_verifier": verifier,
+    }
+    tokens_before = RefreshToken.objects.count()
+    with fault(verb, table):
+        assert_generic_error(post_json(client, "/api/v1/auth/code/token", exchange, **headers))
+    assert RefreshToken.objects.count() == tokens_before
+    assert Challenge.objects.get(pk=pk).state == "granted"
+    ok = post_json(client, "/api/v1/auth/code/token", exchange, **headers)
+    assert ok.status_code == 200, ok.content
+    assert token_flows.verify_access_token(ok.json()["access_token"])
+    assert RefreshToken.objects.count() == tokens_before + 1
+    assert get_user_model().objects.filter(email__iexact=who).count() <= 1
+    assert AuthEvent.objects.filter(event__startswith="LOGIN", state="approved").count() == 1
+
+
 @pytest.mark.parametrize(("verb", "table"), [("UPDATE", CODES), ("INSERT", TOKENS)])
 def test_get_identity(client, application, identity, verb, table):
     body = issue(application, identity)

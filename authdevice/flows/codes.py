@@ -41,11 +41,11 @@ from ..models import (
     UserIdentity,
     fastsql,
 )
-from . import identities, ratelimit
-from .audit import prepare_event, save_event
+from . import identities, pkce, ratelimit
+from .audit import prepare_event, record_event, save_event
 from .errors import FlowError, InvalidIdentifier
 from .identities import add_identifier, guess_kind, normalise_identifier
-from .tokens import TokenSet, issue_token_set, persist_token_set, prepare_token_set
+from .tokens import TokenSet, persist_token_set, prepare_token_set, revoke_families
 
 CODE_DIGITS = 6
 _METHODS = frozenset(Challenge.Method.values)
@@ -122,6 +122,17 @@ class SignedIn:
     @property
     def user(self) -> Any:
         return self.identity.user
+
+
+@dataclass(frozen=True)
+class Granted:
+    """A right code for a challenge started with a PKCE ``code_challenge``: nobody is
+    signed in yet; ``authorization_code`` (single use, ``expires_in`` seconds) and the
+    ``code_verifier`` buy the tokens (:func:`exchange_code_grant`)."""
+
+    challenge: Challenge
+    authorization_code: str
+    expires_in: int
 
 
 def available_channels(kind: str) -> list[str]:
@@ -220,8 +231,12 @@ def start_challenge(
     application: Application | None = None,
     request: HttpRequest | None = None,
     purpose: str = "login",
+    code_challenge: str = "",
 ) -> StartedChallenge:
     """Send a code (and a magic link if ``method`` is MAGIC_LINK) to an email or phone.
+
+    With ``code_challenge`` (RFC 7636 S256), a right code answers with a one-use
+    authorization code instead of a sign-in (:func:`verify_code_or_grant`).
 
     Known and unknown identifiers take exactly the same path: nothing here looks up users.
     """
@@ -237,6 +252,8 @@ def start_challenge(
         raise ChannelUnavailable()
     if method not in _METHODS:
         raise FlowError(_("Unknown sign-in method."))
+    if code_challenge and not pkce.valid_code_challenge(code_challenge):
+        raise FlowError(_("code_challenge must be an S256 challenge."))
     ip = client_ip(request) if request is not None else None
     _check_send_limits(value, ip)
     binding = random_token(32)
@@ -250,6 +267,7 @@ def start_challenge(
         purpose=purpose,
         method=method,
         binding_hash=sha256_hex(binding),
+        code_challenge=code_challenge,
         ip=ip,
         user_agent=user_agent(request) if request is not None else "",
         created_at=now,
@@ -453,6 +471,7 @@ def _complete(
     *,
     application: Application | None = None,
     failures: int | None = None,
+    granted: bool = False,
 ) -> SignedIn:
     """The identifier is proven: find or create the user, consume the challenge, audit.
 
@@ -461,7 +480,9 @@ def _complete(
     Lookups and token signing happen before the transaction, so for a known user it holds
     only that UPDATE and the INSERTs (event, refresh token, the device if missing).
     ``application`` is the challenge's application when the caller already has it;
-    ``failures`` the per-identifier failure count the caller read (0: nothing to clear)."""
+    ``failures`` the per-identifier failure count the caller read (0: nothing to clear);
+    ``granted``: the challenge is ``granted`` (its authorization code is being exchanged),
+    not pending, and records the token family it is exchanged for."""
     now = timezone.now()
     adapter = get_adapter()
     # Read with the challenge when it came from Challenge.objects.for_verify.
@@ -499,7 +520,21 @@ def _complete(
             created = True
             if not row.identity.user.is_active:
                 raise AccountDisabled()
-        if not Challenge.objects.consume(challenge.pk, challenge.version, row.identity_id, now):
+            if issue_tokens is not None:
+                prepared = prepare_token_set(
+                    identity=row.identity,
+                    application=issue_tokens,
+                    auth_method=auth_method,
+                    identifier=row.value,
+                )
+        if not Challenge.objects.consume(
+            challenge.pk,
+            challenge.version,
+            row.identity_id,
+            now,
+            granted=granted,
+            token_family=prepared[1].family if prepared is not None else None,
+        ):
             raise InvalidCode()
         identity = row.identity
         user = identity.user
@@ -515,16 +550,11 @@ def _complete(
         )
         if prepared is not None:
             tokens = persist_token_set(*prepared)
-        elif issue_tokens is not None:
-            tokens = issue_token_set(
-                identity=identity,
-                application=issue_tokens,
-                auth_method=auth_method,
-                identifier=row.value,
-            )
     challenge.state = Challenge.State.VERIFIED
     challenge.verified_at = now
     challenge.identity = identity
+    if prepared is not None and granted:
+        challenge.token_family = prepared[1].family
     if failures != 0:
         _clear_failures(challenge.identifier)
     return SignedIn(
@@ -539,20 +569,11 @@ def _complete(
     )
 
 
-def verify_code(
-    *,
-    challenge_id: object,
-    binding: object,
-    code: object,
-    request: HttpRequest | None = None,
-    application: Application | None = None,
-    issue_tokens: bool = False,
-) -> SignedIn:
-    """Check a code typed by the person who asked for it (same browser or client).
-
-    With ``application``, the challenge must have been started through it; with
-    ``issue_tokens`` a token set for that application is issued in the same transaction
-    that consumes the code (nothing is half-done if signing fails).
+def _checked(
+    challenge_id: object, binding: object, code: object, application: Application | None
+) -> tuple[Challenge, int]:
+    """The challenge if ``code`` is its right code, and the per-identifier failure count
+    read on the way; a wrong code is counted and raises :class:`InvalidCode`.
 
     No row lock: at most ``CODE_MAX_ATTEMPTS`` guesses can count, because every wrong one
     is counted by one atomic UPDATE (dead at the limit) and a right one is only accepted
@@ -571,16 +592,147 @@ def verify_code(
     ):
         raise InvalidCode()
     if constant_time_equals(_code_hash(_typed(code), challenge), challenge.code_hash):
-        return _complete(
-            challenge,
-            Challenge.Method.OTP,
-            request,
-            issue_tokens=application if issue_tokens else None,
-            application=application,
-            failures=failures,
-        )
+        return challenge, failures
     _wrong_code(challenge)
     raise InvalidCode()
+
+
+def verify_code(
+    *,
+    challenge_id: object,
+    binding: object,
+    code: object,
+    request: HttpRequest | None = None,
+    application: Application | None = None,
+    issue_tokens: bool = False,
+) -> SignedIn:
+    """Check a code typed by the person who asked for it (same browser or client) and
+    sign them in.
+
+    With ``application``, the challenge must have been started through it; with
+    ``issue_tokens`` a token set for that application is issued in the same transaction
+    that consumes the code (nothing is half-done if signing fails). A challenge started
+    with a ``code_challenge`` is answered only by :func:`verify_code_or_grant`."""
+    challenge, failures = _checked(challenge_id, binding, code, application)
+    if challenge.code_challenge:  # its client exchanges a grant; never a one-step sign-in
+        raise InvalidCode()
+    return _complete(
+        challenge,
+        Challenge.Method.OTP,
+        request,
+        issue_tokens=application if issue_tokens else None,
+        application=application,
+        failures=failures,
+    )
+
+
+def verify_code_or_grant(
+    *,
+    challenge_id: object,
+    binding: object,
+    code: object,
+    request: HttpRequest | None = None,
+    application: Application,
+) -> SignedIn | Granted:
+    """The native API's code verify: :func:`verify_code`, except that a challenge started
+    with a PKCE ``code_challenge`` answers a right code with a :class:`Granted` (one
+    conditional UPDATE; no user is looked up, no token signed) and signs in only when the
+    client exchanges it (:func:`exchange_code_grant`)."""
+    challenge, failures = _checked(challenge_id, binding, code, application)
+    if challenge.code_challenge:
+        grant = random_token(32)
+        if not Challenge.objects.grant(
+            challenge.pk, challenge.version, sha256_hex(grant), timezone.now()
+        ):
+            raise InvalidCode()
+        if failures:
+            _clear_failures(challenge.identifier)
+        return Granted(
+            challenge=challenge,
+            authorization_code=grant,
+            expires_in=app_settings.authorization_code_lifetime,
+        )
+    return _complete(
+        challenge,
+        Challenge.Method.OTP,
+        request,
+        issue_tokens=application,
+        application=application,
+        failures=failures,
+    )
+
+
+def exchange_code_grant(
+    *,
+    application: Application,
+    challenge_id: object,
+    authorization_code: object,
+    code_verifier: object,
+    request: HttpRequest | None = None,
+) -> SignedIn:
+    """Exchange the authorization code of a :class:`Granted` and its PKCE verifier for a
+    sign-in with tokens: the user is found or created, the challenge consumed, audited
+    and the tokens persisted in one transaction (:func:`_complete`).
+
+    Every failure is :class:`~.pkce.InvalidAuthorizationCode` (``invalid_grant``); the
+    account's own refusals (signup closed, account disabled) keep their errors. A second
+    exchange fails and revokes the tokens the first one issued (RFC 6749 4.1.2)."""
+    if not (
+        isinstance(authorization_code, str)
+        and 0 < len(authorization_code) <= 200
+        and authorization_code.isascii()
+        and pkce.valid_code_verifier(code_verifier)
+    ):
+        raise pkce.InvalidAuthorizationCode()
+    try:
+        pk = int(challenge_id)  # type: ignore[call-overload]
+    except (TypeError, ValueError) as exc:
+        raise pkce.InvalidAuthorizationCode() from exc
+    challenge = Challenge.objects.for_verify(pk) if -(2**63) <= pk < 2**63 else None
+    if (
+        challenge is None
+        or not challenge.grant_hash
+        or not constant_time_equals(sha256_hex(authorization_code), challenge.grant_hash)
+    ):
+        raise pkce.InvalidAuthorizationCode()
+    if challenge.state == Challenge.State.GRANTED:
+        now = timezone.now()
+        lifetime = timedelta(seconds=app_settings.authorization_code_lifetime)
+        if (
+            challenge.application_id != application.pk
+            or challenge.verified_at is None
+            or now >= challenge.verified_at + lifetime
+            or not constant_time_equals(pkce.s256(str(code_verifier)), challenge.code_challenge)
+        ):
+            raise pkce.InvalidAuthorizationCode()
+        try:
+            return _complete(
+                challenge,
+                Challenge.Method.OTP,
+                request,
+                issue_tokens=application,
+                application=application,
+                failures=0,
+                granted=True,
+            )
+        except InvalidCode:
+            # Lost the race to a concurrent exchange (or "sign out everywhere"): read
+            # what the winner committed.
+            challenge = Challenge.objects.for_verify(pk)
+    if challenge is not None and challenge.token_family is not None:
+        # Replay: revoke what the first exchange issued, then refuse.
+        with transaction.atomic():
+            revoke_families([challenge.token_family], "code_replay")
+            record_event(
+                event=AuthEvent.Kind.TOKENS_REVOKED,
+                state=AuthEvent.State.REJECTED,
+                user_id=challenge.identity.user_id if challenge.identity else None,
+                application=application,
+                method=Challenge.Method.OTP,
+                request=request,
+                details={"reason": "authorization code replay", "challenge_id": challenge.pk},
+            )
+    raise pkce.InvalidAuthorizationCode()
 
 
 def preview_link(token: object) -> Challenge | None:

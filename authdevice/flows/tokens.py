@@ -426,8 +426,9 @@ def end_pending_grants(identity: UserIdentity, now: datetime) -> EndedGrants:
     * unredeemed, unexpired authorization codes: ``redeemed_at`` set with no
       ``token_family`` (no redemption ever leaves it empty), so ``get_identity`` answers
       the generic ``invalid_grant``;
-    * pending sign-in challenges of the user's identifiers: ``dead``, so neither the code
-      nor the magic link signs in;
+    * pending sign-in challenges of the user's identifiers, and granted ones whose
+      authorization code was not exchanged yet: ``dead``, so neither the code, the magic
+      link nor the grant signs in;
     * pending approval requests: ``rejected`` (the requester sees ``access_denied``);
     * approved requests whose tokens (or page session) nobody collected yet:
       ``tokens_handed_out_at`` set, the mark :meth:`AuthEventManager.claim_tokens` and
@@ -449,7 +450,10 @@ def end_pending_grants(identity: UserIdentity, now: datetime) -> EndedGrants:
             of_user |= Q(kind=kind, identifier=value)
         challenges = (
             Challenge.objects.filter(of_user)
-            .filter(state=Challenge.State.PENDING, expires_at__gt=now)
+            .filter(
+                Q(state=Challenge.State.PENDING, expires_at__gt=now)
+                | Q(state=Challenge.State.GRANTED)
+            )
             .update(state=Challenge.State.DEAD)
         )
     user_events = AuthEvent.objects.filter(user_id=identity.user_id)

@@ -95,21 +95,62 @@ class ChallengeManager(models.Manager["Challenge"]):
             row = cursor.fetchone()
         return None if row is None else (row[0], row[1], row[2])
 
-    def consume(self, pk: int, version: int, identity_id: int, when: datetime) -> bool:
+    def consume(
+        self,
+        pk: int,
+        version: int,
+        identity_id: int,
+        when: datetime,
+        *,
+        granted: bool = False,
+        token_family: uuid.UUID | None = None,
+    ) -> bool:
         """Mark the challenge verified if it is still pending with the code that was
-        checked (``version``: a resend replaces the code). Exactly one caller wins."""
+        checked (``version``: a resend replaces the code), or with ``granted``, still
+        granted (its authorization code being exchanged; ``token_family`` records the
+        tokens issued for it). Exactly one caller wins."""
         q = connection.ops.quote_name
-        sql = (
-            f"UPDATE {q(self.model._meta.db_table)} SET {q('state')} = %s, "
-            f"{q('verified_at')} = %s, {q('identity_id')} = %s "
-            f"WHERE {q('id')} = %s AND {q('state')} = %s AND {q('version')} = %s"
+        table = q(self.model._meta.db_table)
+        sql = fastsql.cached_sql(
+            ("consume", granted),
+            lambda: (
+                f"UPDATE {table} SET {q('state')} = %s, "
+                f"{q('verified_at')} = %s, {q('identity_id')} = %s"
+                + (f", {q('token_family')} = %s" if granted else "")
+                + f" WHERE {q('id')} = %s AND {q('state')} = %s AND {q('version')} = %s"
+            ),
+        )
+        at = connection.ops.adapt_datetimefield_value(when)
+        params: list[Any] = [Challenge.State.VERIFIED.value, at, identity_id]
+        if granted:
+            field = self.model._meta.get_field("token_family")
+            params.append(field.get_db_prep_save(token_family, connection))
+        from_state = Challenge.State.GRANTED if granted else Challenge.State.PENDING
+        params += [pk, from_state.value, version]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount == 1
+
+    def grant(self, pk: int, version: int, grant_hash: str, when: datetime) -> bool:
+        """A right code for a PKCE challenge: ``pending`` -> ``granted`` with the hash of
+        the authorization code handed out, if still pending with code ``version``. One
+        statement, committed on its own: the whole write of a two-step code verify."""
+        q = connection.ops.quote_name
+        table = q(self.model._meta.db_table)
+        sql = fastsql.cached_sql(
+            ("grant",),
+            lambda: (
+                f"UPDATE {table} SET {q('state')} = %s, "
+                f"{q('verified_at')} = %s, {q('grant_hash')} = %s "
+                f"WHERE {q('id')} = %s AND {q('state')} = %s AND {q('version')} = %s"
+            ),
         )
         params = [
-            Challenge.State.VERIFIED,
+            Challenge.State.GRANTED.value,
             connection.ops.adapt_datetimefield_value(when),
-            identity_id,
+            grant_hash,
             pk,
-            Challenge.State.PENDING,
+            Challenge.State.PENDING.value,
             version,
         ]
         with connection.cursor() as cursor:
@@ -150,10 +191,16 @@ class Challenge(models.Model):
     Holds the HMAC of a 6-digit code and the SHA-256 of a magic-link token, both replaced on
     resend (``version``). ``binding_hash`` ties it to the browser or client that asked.
     The ``id`` is Cotter's ``challenge_id``.
+
+    Started with a PKCE ``code_challenge`` (the native API's two-step protocol), a right
+    code does not sign in: it moves the challenge to ``granted`` and hands the client a
+    one-use authorization code (``grant_hash``), which ``/api/v1/auth/code/token``
+    exchanges, with the ``code_verifier``, for tokens (``verified``, ``token_family``).
     """
 
     class State(models.TextChoices):
         PENDING = "pending", _("Pending")
+        GRANTED = "granted", _("Code checked, tokens not yet collected")
         VERIFIED = "verified", _("Verified")
         DEAD = "dead", _("Dead (too many wrong codes)")
 
@@ -200,6 +247,12 @@ class Challenge(models.Model):
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     verified_at = models.DateTimeField(null=True, blank=True)
+    #: RFC 7636 S256 challenge given with the code request (native API); empty: one step.
+    code_challenge = models.CharField(max_length=43, blank=True, default="", editable=False)
+    #: SHA-256 of the authorization code a right code was answered with (state ``granted``).
+    grant_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
+    #: The refresh-token family issued for the grant: a replayed grant revokes it.
+    token_family = models.UUIDField(null=True, blank=True, editable=False)
 
     objects = ChallengeManager()
 

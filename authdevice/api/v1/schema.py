@@ -26,7 +26,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiYamlRenderer
 from drf_spectacular.settings import patched_settings
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
@@ -183,6 +183,14 @@ class TokenSetSerializer(serializers.Serializer):
     user = serializers.DictField(help_text="Cotter's User object.")
 
 
+class CodeGrantSerializer(serializers.Serializer):
+    authorization_code = serializers.CharField(
+        help_text="Single use; exchange it with the code_verifier at /api/v1/auth/code/token."
+    )
+    challenge_id = serializers.CharField()
+    expires_in = serializers.IntegerField()
+
+
 class CodeChallengeSerializer(serializers.Serializer):
     challenge_id = serializers.CharField()
     challenge_secret = serializers.CharField()
@@ -206,7 +214,7 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
 
 
 def _code_view_schema(
-    view: str, request_serializer: str, summary: str, status: int, response: type
+    view: str, request_serializer: str, summary: str, status: int, response: Any
 ) -> type[OpenApiViewExtension]:
     """The schema of one /api/v1/auth/code view: a POST with a JSON body."""
 
@@ -250,7 +258,19 @@ CodeResendSchema = _code_view_schema(
 CodeVerifySchema = _code_view_schema(
     "CodeVerifyView",
     "CodeVerifySerializer",
-    "Verify the code; returns a token set",
+    "Verify the code; returns a token set, or an authorization code for a challenge "
+    "started with a code_challenge",
+    200,
+    PolymorphicProxySerializer(
+        component_name="CodeVerifyResult",
+        serializers=[TokenSetSerializer, CodeGrantSerializer],
+        resource_type_field_name=None,
+    ),
+)
+CodeTokenSchema = _code_view_schema(
+    "CodeTokenView",
+    "CodeExchangeSerializer",
+    "Exchange an authorization code and its PKCE code_verifier for a token set",
     200,
     TokenSetSerializer,
 )

@@ -19,6 +19,7 @@ urlpatterns = [
     path("auth/code", codes.CodeRequestView.as_view(), name="auth-code"),
     path("auth/code/resend", codes.CodeResendView.as_view(), name="auth-code-resend"),
     path("auth/code/verify", codes.CodeVerifyView.as_view(), name="auth-code-verify"),
+    path("auth/code/token", codes.CodeTokenView.as_view(), name="auth-code-token"),
     # Trusted devices: enrol, sign in, list, remove.
     path("devices", devices.DeviceListView.as_view(), name="devices"),
     path(
