@@ -13,7 +13,11 @@ compared with a small model of the rules:
   wait (``IDENTIFIER_FAILURE_DELAY``, doubling), and nothing is checked while it waits;
   the count lapses ``IDENTIFIER_FAILURE_WINDOW`` after the last wrong code and a sign-in
   clears it;
-* every sign-in writes one audit row.
+* every sign-in writes one audit row;
+* a challenge started with a PKCE ``code_challenge`` answers its right code with a grant
+  (the same checks and counts) and signs in only when the grant is exchanged with its
+  verifier: once, within ``AUTHORIZATION_CODE_LIFETIME``; a second exchange fails and
+  revokes the tokens of the first; a wrong verifier changes nothing.
 
 Examples are derandomized (the same ones on every run), so CI never meets a new one.
 """
@@ -40,8 +44,9 @@ from hypothesis.stateful import (
 )
 
 from authdevice.conf import app_settings
-from authdevice.flows import codes, ratelimit
-from authdevice.models import AuthEvent, Challenge
+from authdevice.flows import codes, pkce, ratelimit
+from authdevice.flows.applications import create_application
+from authdevice.models import AuthEvent, Challenge, RefreshToken
 from tests.stateful import derandomized
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -58,9 +63,13 @@ class Model:
     code: str
     expires: float
     old_codes: list[str] = field(default_factory=list)
-    state: str = "pending"  # pending | dead | used
+    state: str = "pending"  # pending | dead | granted | used
     attempts: int = 0
     resends: int = 0
+    verifier: str = ""  # a PKCE challenge's; empty: one step
+    grant: str = ""
+    granted_at: float = 0.0
+    replayed: bool = False
 
 
 def last_code() -> str:
@@ -81,6 +90,7 @@ class CodeLife(RuleBasedStateMachine):
         self.wait_until = -(10**9)
         self.sign_ins = 0
         self.models: list[Model] = []
+        self.application, _ = create_application(name=f"prop{self.identifier}")
         caches[app_settings.RATELIMIT_CACHE].clear()
         mail.outbox = []
 
@@ -101,14 +111,20 @@ class CodeLife(RuleBasedStateMachine):
 
     # -- rules ----------------------------------------------------------------------------
 
-    @rule(target=challenges)
-    def request(self) -> Model:
-        started = codes.start_challenge(identifier=self.identifier)
+    @rule(target=challenges, two_step=st.booleans())
+    def request(self, two_step: bool) -> Model:
+        verifier = f"verifier-{next(_examples):040d}" if two_step else ""
+        started = codes.start_challenge(
+            identifier=self.identifier,
+            application=self.application,
+            code_challenge=pkce.s256(verifier) if verifier else "",
+        )
         model = Model(
             pk=started.challenge.pk,
             binding=started.binding,
             code=last_code(),
             expires=self.now + LIFETIME,
+            verifier=verifier,
         )
         self.models.append(model)
         return model
@@ -116,7 +132,9 @@ class CodeLife(RuleBasedStateMachine):
     @rule(m=challenges)
     def resend(self, m: Model) -> None:
         try:
-            codes.resend_challenge(challenge_id=m.pk, binding=m.binding)
+            codes.resend_challenge(
+                challenge_id=m.pk, binding=m.binding, application=self.application
+            )
         except codes.ChallengeNotFound:
             assert m.state != "pending"
             return
@@ -131,7 +149,9 @@ class CodeLife(RuleBasedStateMachine):
     def _check(self, m: Model, code: str, right: bool) -> None:
         self._lapse()
         try:
-            codes.verify_code(challenge_id=m.pk, binding=m.binding, code=code)
+            result = codes.verify_code_or_grant(
+                challenge_id=m.pk, binding=m.binding, code=code, application=self.application
+            )
         except ratelimit.RateLimited:
             assert self.waiting(), "refused with a wait the model does not have"
             return
@@ -154,9 +174,50 @@ class CodeLife(RuleBasedStateMachine):
             return
         assert right, "a wrong or replaced code signed in"
         assert not self.waiting() and self._usable(m)
+        self.failures, self.wait_until = 0, -(10**9)
+        if m.verifier:
+            assert isinstance(result, codes.Granted), "a PKCE challenge signed in in one step"
+            m.state, m.grant, m.granted_at = "granted", result.authorization_code, self.now
+            return
+        assert isinstance(result, codes.SignedIn) and result.tokens is not None
         m.state = "used"
         self.sign_ins += 1
-        self.failures, self.wait_until = 0, -(10**9)
+
+    def _exchange(self, m: Model, verifier: str) -> None:
+        try:
+            signed = codes.exchange_code_grant(
+                application=self.application,
+                challenge_id=m.pk,
+                authorization_code=m.grant,
+                code_verifier=verifier,
+            )
+        except pkce.InvalidAuthorizationCode:
+            if verifier == m.verifier:
+                assert m.state != "granted" or self.now >= m.granted_at + LIFETIME
+                if m.state == "used":
+                    m.replayed = True
+            return
+        assert verifier == m.verifier and m.state == "granted", "an exchange it should refuse"
+        assert self.now < m.granted_at + LIFETIME, "an expired grant was exchanged"
+        assert signed.tokens is not None
+        m.state = "used"
+        self.sign_ins += 1
+
+    @rule(m=challenges)
+    def exchange(self, m: Model) -> None:
+        if m.grant:
+            self._exchange(m, m.verifier)
+
+    @rule(m=challenges)
+    def exchange_once_the_grant_expired(self, m: Model) -> None:
+        if m.grant:
+            self.wait(max(0, int(m.granted_at + LIFETIME - self.now)))
+            self._exchange(m, m.verifier)
+
+    @rule(m=challenges)
+    def exchange_with_a_wrong_verifier(self, m: Model) -> None:
+        if m.grant:
+            self._exchange(m, m.verifier[::-1])
 
     @rule(m=challenges)
     def right_code(self, m: Model) -> None:
@@ -195,6 +256,12 @@ class CodeLife(RuleBasedStateMachine):
             event="LOGIN", state="approved", details__challenge_id__in=list(expected)
         )
         assert logins.count() == self.sign_ins
+        for m in self.models:
+            if m.replayed:
+                family = Challenge.objects.get(pk=m.pk).token_family
+                assert family is not None
+                live = RefreshToken.objects.filter(family=family, revoked_at__isnull=True)
+                assert not live.exists(), "a replayed grant's tokens are still valid"
 
 
 def test_codes_follow_the_rules(transactional_db):
@@ -205,6 +272,7 @@ def test_codes_follow_the_rules(transactional_db):
         AUTHDEVICE_IDENTIFIER_FAILURE_DELAY=DELAY,
         AUTHDEVICE_IDENTIFIER_FAILURE_WINDOW=WINDOW,
         AUTHDEVICE_CHALLENGE_LIFETIME=LIFETIME,
+        AUTHDEVICE_AUTHORIZATION_CODE_LIFETIME=LIFETIME,
         AUTHDEVICE_SEND_LIMIT_PER_IP=10**9,
         AUTHDEVICE_SEND_LIMIT_PER_IDENTIFIER=10**9,
         EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",

@@ -157,11 +157,16 @@ def assert_alike(answers: dict[str, tuple[Any, list[str], list[str]]], mask: Cal
         assert mask(response) == mask(first[0]), who
 
 
-def test_code_request_is_the_same_work_for_everyone(broker, application):
+@pytest.mark.parametrize(
+    "extra", [{}, {"code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"}]
+)
+def test_code_request_is_the_same_work_for_everyone(broker, application, extra):
     client = api(application)
-    post_json(client, "/api/v1/auth/code", {"identifier": WARM_UP})
+    post_json(client, "/api/v1/auth/code", {"identifier": WARM_UP, **extra})
     answers = {
-        who: traced(lambda who=who: post_json(client, "/api/v1/auth/code", {"identifier": who}))
+        who: traced(
+            lambda who=who: post_json(client, "/api/v1/auth/code", {"identifier": who, **extra})
+        )
         for who in WHO
     }
     assert_alike(answers, lambda r: masked(r.content, r.json()))
