@@ -19,7 +19,8 @@ from django.test import Client
 
 from authdevice.flows import pkce
 from authdevice.flows.applications import clear_application_cache, create_application
-from authdevice.models import AuthorizationCode, Challenge
+from authdevice.flows.tokens import revoke_user_tokens
+from authdevice.models import AuthEvent, AuthorizationCode, Challenge
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -410,6 +411,42 @@ def test_application_disabled_midway_redirects_nowhere(browser, application):
     )
     assert_no_redirect(response)
     assert not AuthorizationCode.objects.exists()
+    # Nothing happened: the sign-in and its code mint are one transaction.
+    assert Challenge.objects.get().state == Challenge.State.PENDING
+    assert not AuthEvent.objects.filter(event=AuthEvent.Kind.LOGIN).exists()
+
+
+def test_redirect_url_removed_midway_redirects_nowhere_and_spends_nothing(browser, application):
+    flow, token, _ = start(browser, application, redirect_url=WEB)
+    application.redirect_urls = [CLI]
+    application.save()
+    clear_application_cache()
+    response = browser.post(
+        "/signin/code/", {"flow": flow, "code": sent_code(), "csrfmiddlewaretoken": token}
+    )
+    assert_no_redirect(response)
+    assert b"redirect URL is not allowed" in response.content
+    assert not AuthorizationCode.objects.exists()
+    assert Challenge.objects.get().state == Challenge.State.PENDING
+    assert not AuthEvent.objects.filter(event=AuthEvent.Kind.LOGIN).exists()
+
+
+def test_sign_out_everywhere_after_the_sign_in_ends_its_code(browser, application, user):
+    """The code is minted with the sign-in; a later "sign out everywhere" ends it."""
+    response = finish(browser, application, identifier="alice@example.com")
+    assert response.status_code == 303
+    code = query_of(response["Location"])["code"][0]
+    revoke_user_tokens(user.authdevice_identity, reason="test")
+    row = AuthorizationCode.objects.get()
+    assert row.redeemed_at is not None and row.token_family is None
+    with pytest.raises(pkce.InvalidAuthorizationCode):
+        pkce.redeem_authorization_code(
+            application=application,
+            authorization_code=code,
+            challenge_id=row.pk,
+            code_verifier=VERIFIER,
+            redirect_url=CLI,
+        )
 
 
 def test_use_a_different_address_keeps_the_app_flow(browser, application):

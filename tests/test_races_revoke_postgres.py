@@ -5,6 +5,7 @@ Run in the PostgreSQL pass (AUTHDEVICE_TEST_DB=postgres)."""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 
@@ -167,3 +168,53 @@ def test_approval_hand_out_racing_sign_out_everywhere(application, identity):
         )
         assert handed is None or isinstance(handed, token_flows.TokenSet), handed
         assert_signed_out(identity)
+
+
+def test_sign_out_everywhere_during_a_hosted_sign_in_ends_its_code(
+    application, identity, monkeypatch, settings
+):
+    """The hosted page's sign-in has consumed its challenge and not yet committed the
+    authorization code when "sign out everywhere" starts: the sign-out's challenge UPDATE
+    waits for that transaction, and its code UPDATE, after it, ends the new code."""
+    from django.core import mail
+
+    from authdevice.flows import codes, pkce
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    started = codes.start_challenge(identifier="alice@example.com", application=application)
+    code = re.search(r"\b(\d{6})\b", mail.outbox[-1].body).group(1)
+    mint = pkce.create_authorization_code
+
+    def slow_mint(**kwargs):
+        time.sleep(0.3)  # the challenge is consumed and locked; the code comes after this
+        return mint(**kwargs)
+
+    monkeypatch.setattr(pkce, "create_authorization_code", slow_mint)
+
+    def late_sign_out():
+        time.sleep(0.1)
+        return token_flows.revoke_user_tokens(identity, reason="logout everywhere")
+
+    signed, _revoked = race(
+        lambda: codes.verify_code(
+            challenge_id=started.challenge.pk,
+            binding=started.binding,
+            code=code,
+            application=application,
+            hosted=pkce.HostedApp(
+                application=application, redirect_url=REDIRECT, code_challenge=s256(VERIFIER)
+            ),
+        ),
+        late_sign_out,
+    )
+    assert isinstance(signed, codes.SignedIn) and signed.authorization is not None, signed
+    row, minted = signed.authorization
+    with pytest.raises(InvalidAuthorizationCode):
+        redeem_authorization_code(
+            application=application,
+            authorization_code=minted,
+            challenge_id=row.pk,
+            code_verifier=VERIFIER,
+            redirect_url=REDIRECT,
+        )
+    assert_signed_out(identity)

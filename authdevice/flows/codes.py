@@ -33,6 +33,7 @@ from ..http import client_ip, user_agent
 from ..models import (
     Application,
     AuthEvent,
+    AuthorizationCode,
     Challenge,
     Channel,
     Identifier,
@@ -118,6 +119,9 @@ class SignedIn:
     #: Set when the caller asked for tokens (``issue_tokens``), issued in the same
     #: transaction that consumed the code.
     tokens: TokenSet | None = None
+    #: Set for a hosted-page sign-in (``hosted``): the authorization code row and the
+    #: code, minted in the same transaction that consumed the challenge.
+    authorization: tuple[AuthorizationCode, str] | None = None
 
     @property
     def user(self) -> Any:
@@ -472,6 +476,7 @@ def _complete(
     application: Application | None = None,
     failures: int | None = None,
     granted: bool = False,
+    hosted: pkce.HostedApp | None = None,
 ) -> SignedIn:
     """The identifier is proven: find or create the user, consume the challenge, audit.
 
@@ -482,7 +487,8 @@ def _complete(
     ``application`` is the challenge's application when the caller already has it;
     ``failures`` the per-identifier failure count the caller read (0: nothing to clear);
     ``granted``: the challenge is ``granted`` (its authorization code is being exchanged),
-    not pending, and records the token family it is exchanged for."""
+    not pending, and records the token family it is exchanged for; ``hosted``: mint the
+    hosted page's authorization code in the same transaction."""
     now = timezone.now()
     adapter = get_adapter()
     # Read with the challenge when it came from Challenge.objects.for_verify.
@@ -550,6 +556,16 @@ def _complete(
         )
         if prepared is not None:
             tokens = persist_token_set(*prepared)
+        authorization = None
+        if hosted is not None:
+            authorization = pkce.create_authorization_code(
+                application=hosted.application,
+                identity=identity,
+                identifier=row,
+                auth_method=auth_method,
+                redirect_url=hosted.redirect_url,
+                code_challenge=hosted.code_challenge,
+            )
     challenge.state = Challenge.State.VERIFIED
     challenge.verified_at = now
     challenge.identity = identity
@@ -566,6 +582,7 @@ def _complete(
         created=created,
         event=event,
         tokens=tokens,
+        authorization=authorization,
     )
 
 
@@ -605,14 +622,16 @@ def verify_code(
     request: HttpRequest | None = None,
     application: Application | None = None,
     issue_tokens: bool = False,
+    hosted: pkce.HostedApp | None = None,
 ) -> SignedIn:
     """Check a code typed by the person who asked for it (same browser or client) and
     sign them in.
 
     With ``application``, the challenge must have been started through it; with
     ``issue_tokens`` a token set for that application is issued in the same transaction
-    that consumes the code (nothing is half-done if signing fails). A challenge started
-    with a ``code_challenge`` is answered only by :func:`verify_code_or_grant`."""
+    that consumes the code (nothing is half-done if signing fails); with ``hosted``, the
+    hosted page's authorization code likewise. A challenge started with a
+    ``code_challenge`` is answered only by :func:`verify_code_or_grant`."""
     challenge, failures = _checked(challenge_id, binding, code, application)
     if challenge.code_challenge:  # its client exchanges a grant; never a one-step sign-in
         raise InvalidCode()
@@ -623,6 +642,7 @@ def verify_code(
         issue_tokens=application if issue_tokens else None,
         application=application,
         failures=failures,
+        hosted=hosted,
     )
 
 
@@ -762,9 +782,11 @@ def verify_link(
     binding: object = None,
     confirmed: bool = False,
     request: HttpRequest | None = None,
+    hosted: pkce.HostedApp | None = None,
 ) -> SignedIn:
     """Sign in with a magic link (POST only). In a browser other than the one that asked,
-    the person must have confirmed the account named on the page (``confirmed``)."""
+    the person must have confirmed the account named on the page (``confirmed``).
+    ``hosted``: as for :func:`verify_code`."""
     challenge = preview_link(token)
     if challenge is None:
         raise InvalidCode(_("This link is not valid or has expired. Request a new one."))
@@ -772,7 +794,7 @@ def verify_link(
         raise ConfirmationRequired()
     try:
         # Consumed only if still pending with the same version, i.e. the same link.
-        return _complete(challenge, Challenge.Method.MAGIC_LINK, request)
+        return _complete(challenge, Challenge.Method.MAGIC_LINK, request, hosted=hosted)
     except InvalidCode as exc:
         raise InvalidCode(_("This link is not valid or has expired. Request a new one.")) from exc
 

@@ -46,6 +46,22 @@ class InvalidAuthorizationCode(FlowError):
     code = "invalid_grant"
 
 
+class InvalidHostedRequest(FlowError):
+    """The app's redirect URL or PKCE challenge is no longer acceptable."""
+
+
+@dataclass(frozen=True)
+class HostedApp:
+    """Where a sign-in on the hosted page (``/app``) sends its authorization code. The
+    code is minted in the transaction that consumes the challenge (``codes._complete``),
+    so a "sign out everywhere" either comes first (the challenge is dead) or finds the
+    code and ends it (:func:`~.tokens.end_pending_grants`)."""
+
+    application: Application
+    redirect_url: str
+    code_challenge: str
+
+
 @dataclass(frozen=True)
 class Redeemed:
     identity: UserIdentity
@@ -86,9 +102,9 @@ def create_authorization_code(
     """Issue a single-use authorization code; returns the row (its id is the
     ``challenge_id``) and the code, which is only ever stored hashed."""
     if not application.redirect_url_allowed(redirect_url):
-        raise FlowError(_("This redirect URL is not allowed for the application."))
+        raise InvalidHostedRequest(_("This redirect URL is not allowed for the application."))
     if not valid_code_challenge(code_challenge):
-        raise FlowError(_("code_challenge must be an S256 challenge."))
+        raise InvalidHostedRequest(_("code_challenge must be an S256 challenge."))
     code = random_token(32)
     now = timezone.now()
     row = AuthorizationCode.objects.create(

@@ -439,9 +439,6 @@ def end_pending_grants(identity: UserIdentity, now: datetime) -> EndedGrants:
     PostgreSQL each UPDATE waits for a concurrent redemption, verification or hand-out of
     the same row to commit, so that the tokens it issued are seen by the family read
     that follows (READ COMMITTED reads afresh per statement)."""
-    codes = AuthorizationCode.objects.filter(
-        identity=identity, redeemed_at__isnull=True, expires_at__gt=now
-    ).update(redeemed_at=now)
     identifiers = list(Identifier.objects.filter(identity=identity).values_list("kind", "value"))
     challenges = 0
     if identifiers:
@@ -456,6 +453,11 @@ def end_pending_grants(identity: UserIdentity, now: datetime) -> EndedGrants:
             )
             .update(state=Challenge.State.DEAD)
         )
+    # After the challenges: a hosted-page sign-in mints its authorization code in the
+    # transaction that consumes its challenge, which the UPDATE above waited for.
+    codes = AuthorizationCode.objects.filter(
+        identity=identity, redeemed_at__isnull=True, expires_at__gt=now
+    ).update(redeemed_at=now)
     user_events = AuthEvent.objects.filter(user_id=identity.user_id)
     pending_ids = list(
         user_events.filter(state=AuthEvent.State.PENDING, expires_at__gt=now).values_list(

@@ -230,28 +230,34 @@ def _hosted_error(request: HttpRequest, message: str, status: int = 400) -> Http
     return _render(request, "hosted_error.html", {"message": message}, status=status)
 
 
+def _hosted_app(flow: dict[str, Any]) -> pkce.HostedApp | None:
+    """Where a hosted-page sign-in sends its authorization code; None if the flow is the
+    site's own or the application is gone (raises :class:`pkce.InvalidHostedRequest`)."""
+    hosted = flow.get("hosted")
+    if not hosted:
+        return None
+    application = get_application(hosted["api_key"])
+    if application is None:
+        raise pkce.InvalidHostedRequest(_("This application is unknown or disabled."))
+    return pkce.HostedApp(
+        application=application,
+        redirect_url=hosted["redirect_url"],
+        code_challenge=hosted["code_challenge"],
+    )
+
+
 def _finish(
     request: HttpRequest, flow_id: str | None, flow: dict[str, Any], signed: SignedIn
 ) -> HttpResponse:
-    """The identifier is proven: hand the app its code, or log this browser in."""
+    """The identifier is proven: hand the app its code (minted with the sign-in), or log
+    this browser in."""
     if flow_id:
         presession.drop_flow(request, flow_id)
     hosted = flow.get("hosted")
     if hosted:
-        application = get_application(hosted["api_key"])
-        if application is None:
-            return _hosted_error(request, _("This application is unknown or disabled."))
-        try:
-            row, code = pkce.create_authorization_code(
-                application=application,
-                identity=signed.identity,
-                identifier=signed.identifier,
-                auth_method=signed.auth_method,
-                redirect_url=hosted["redirect_url"],
-                code_challenge=hosted["code_challenge"],
-            )
-        except FlowError:
+        if signed.authorization is None:  # the views always pass hosted= for such a flow
             return _hosted_error(request, _("This sign-in request is no longer valid."))
+        row, code = signed.authorization
         params = {"code": code, "state": hosted.get("state"), "challenge_id": str(row.pk)}
         return _to_app(hosted["redirect_url"], params, 303)
     # The site's own session: auth.login rotates the session key (security.md K03) and the
@@ -403,7 +409,10 @@ def code(request: HttpRequest) -> HttpResponse:
             binding=flow.get("binding"),
             code=form.cleaned_data["code"],
             request=request,
+            hosted=_hosted_app(flow),
         )
+    except pkce.InvalidHostedRequest as exc:
+        return _hosted_error(request, exc.message)
     except codes.ChallengeNotFound:
         return _restart(request, flow_id, flow)
     except FlowError as exc:
@@ -473,7 +482,10 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
             binding=flow.get("binding") if same_browser else None,
             confirmed=bool(confirmed),
             request=request,
+            hosted=_hosted_app(flow),
         )
+    except pkce.InvalidHostedRequest as exc:
+        return _hosted_error(request, exc.message)
     except codes.InvalidCode:
         return _render(request, "link_invalid.html", {}, status=400)
     except FlowError as exc:
