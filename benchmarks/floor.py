@@ -34,7 +34,7 @@ from authdevice.crypto import jwt as jwtcrypto
 from authdevice.crypto.secrets import constant_time_equals, server_hmac_hex, sha256_hex
 from authdevice.flows.applications import get_application
 from authdevice.flows.codes import _failure_state
-from authdevice.flows.tokens import ACCESS_TOKEN_TYPE, AMR, ID_TOKEN_TYPE, keyring
+from authdevice.flows.tokens import ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, amr_for, keyring
 from authdevice.http import client_ip, no_store
 from authdevice.models import AuthEvent, Challenge, Identifier, RefreshToken, UserIdentity
 from authdevice.models.ids import random_public_int
@@ -112,6 +112,7 @@ def plan() -> dict[str, Any]:
             "auth_method",
             "auth_time",
             "identifier",
+            "channel",
             "scope",
             "created_at",
             "family_expires_at",
@@ -176,7 +177,7 @@ class CodeVerifyFloorView(NativeAPIView):
             "client_user_id": client_user_id,
             "identifier": value,
             "authentication_method": "OTP",
-            "amr": AMR.get("OTP", []),
+            "amr": amr_for("OTP", channel),
         }
         lifetime = application.access_token_lifetime or int(app_settings.ACCESS_TOKEN_LIFETIME)
         access = jwtcrypto.sign(
@@ -240,6 +241,7 @@ class CodeVerifyFloorView(NativeAPIView):
                 "OTP",
                 at,
                 value,
+                channel,
                 "access",
                 at,
                 connection.ops.adapt_datetimefield_value(family_expires),

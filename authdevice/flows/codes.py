@@ -515,6 +515,7 @@ def _complete(
                 application=issue_tokens,
                 auth_method=auth_method,
                 identifier=row.value,
+                channel=challenge.channel,
             )
     created = False
     tokens: TokenSet | None = None
@@ -532,6 +533,7 @@ def _complete(
                     application=issue_tokens,
                     auth_method=auth_method,
                     identifier=row.value,
+                    channel=challenge.channel,
                 )
         if not Challenge.objects.consume(
             challenge.pk,
@@ -565,6 +567,7 @@ def _complete(
                 auth_method=auth_method,
                 redirect_url=hosted.redirect_url,
                 code_challenge=hosted.code_challenge,
+                channel=challenge.channel,
             )
     challenge.state = Challenge.State.VERIFIED
     challenge.verified_at = now

@@ -98,6 +98,7 @@ def create_authorization_code(
     auth_method: str,
     redirect_url: str,
     code_challenge: str,
+    channel: str = "",
 ) -> tuple[AuthorizationCode, str]:
     """Issue a single-use authorization code; returns the row (its id is the
     ``challenge_id``) and the code, which is only ever stored hashed."""
@@ -113,6 +114,7 @@ def create_authorization_code(
         identity=identity,
         identifier=identifier,
         auth_method=auth_method,
+        channel=channel,
         redirect_url=redirect_url,
         code_challenge=code_challenge,
         created_at=now,
@@ -170,6 +172,7 @@ def redeem_authorization_code(
             application=application,
             auth_method=row.auth_method,
             identifier=row.identifier.value,
+            channel=row.channel,
         )
         with transaction.atomic():
             if AuthorizationCode.objects.redeem(row.pk, now, tokens.family):

@@ -55,7 +55,22 @@ AMR = {
     "BIOMETRIC": ["user"],
     "OPERATOR": ["mca"],
 }
+#: ``amr`` values naming the channel a code or link went over (security.md A11): an email
+#: code is not an out-of-band authenticator (NIST 800-63B 5.1.3.1), so a relying app must
+#: be able to tell it from a phone's. ``sms`` is RFC 8176's; the others are private values
+#: (RFC 8176 section 2 allows them).
+CHANNEL_AMR = {"EMAIL": "email", "SMS": "sms", "WHATSAPP": "whatsapp"}
 MAX_REFRESH_TOKEN_LENGTH = 200
+
+
+def amr_for(auth_method: str, channel: str = "") -> list[str]:
+    """The ``amr`` claim of a sign-in by ``auth_method`` (Cotter's values) whose code or
+    link went over ``channel`` (empty for other methods)."""
+    values = list(AMR.get(auth_method, []))
+    extra = CHANNEL_AMR.get(channel)
+    if extra is not None and extra not in values:
+        values.append(extra)
+    return values
 
 
 @dataclass(frozen=True)
@@ -91,6 +106,7 @@ def _sign_pair(
     scope: str,
     session: uuid.UUID,
     now: datetime,
+    channel: str = "",
 ) -> tuple[str, str, int]:
     kid, private_key = keyring.signer()
     iat = int(now.timestamp())
@@ -104,7 +120,7 @@ def _sign_pair(
         "client_user_id": identity.client_user_id,
         "identifier": identifier,
         "authentication_method": auth_method,
-        "amr": AMR.get(auth_method, []),
+        "amr": amr_for(auth_method, channel),
     }
     adapter = get_adapter()
     access_claims = {
@@ -145,13 +161,14 @@ def _prepare_token_set(
     scope: str,
     device: Any,
     parent: RefreshToken | None,
+    channel: str = "",
 ) -> tuple[RefreshToken, TokenSet]:
     """Sign the JWTs and build the (unsaved) refresh-token row: all the work that needs no
     database lock. The row's random id is known before it is inserted."""
     now = timezone.now()
     if parent is not None:
         family, family_expires_at = parent.family, parent.family_expires_at
-        auth_time = parent.auth_time
+        auth_time, channel = parent.auth_time, parent.channel
     else:
         family = uuid.uuid4()
         family_expires_at = now + timedelta(seconds=app_settings.REFRESH_TOKEN_ABSOLUTE_LIFETIME)
@@ -168,6 +185,7 @@ def _prepare_token_set(
         scope=scope,
         session=family,
         now=now,
+        channel=channel,
     )
     secret = random_token(32)
     row = fastsql.new(
@@ -181,6 +199,7 @@ def _prepare_token_set(
         auth_method=auth_method,
         auth_time=auth_time,
         identifier=identifier,
+        channel=channel,
         scope=scope,
         created_at=now,
         family_expires_at=family_expires_at,
@@ -218,10 +237,12 @@ def prepare_token_set(
     identifier: str | None = None,
     device: Any = None,
     scope: str = "access",
+    channel: str = "",
 ) -> tuple[RefreshToken, TokenSet]:
     """Sign a new sign-in's token set and build its refresh-token row without touching the
     database: callers do this before their write transaction and
-    :func:`persist_token_set` inside it, so the lock is held for the INSERT alone."""
+    :func:`persist_token_set` inside it, so the lock is held for the INSERT alone.
+    ``channel``: where the sign-in's code or link went (:func:`amr_for`)."""
     return _prepare_token_set(
         identity=identity,
         application=application,
@@ -231,6 +252,7 @@ def prepare_token_set(
         scope=scope,
         device=device,
         parent=None,
+        channel=channel,
     )
 
 
@@ -249,6 +271,7 @@ def issue_token_set(
     auth_time: datetime | None = None,
     scope: str = "access",
     device: Any = None,
+    channel: str = "",
 ) -> TokenSet:
     """Issue access, ID and refresh tokens for a user signed in to an application.
 
@@ -263,6 +286,7 @@ def issue_token_set(
         scope=scope,
         device=device,
         parent=None,
+        channel=channel,
     )
     return _persist(row, tokens)
 

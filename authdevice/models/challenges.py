@@ -349,6 +349,8 @@ class AuthorizationCode(models.Model):
     identity = models.ForeignKey(UserIdentity, on_delete=models.CASCADE, related_name="+")
     identifier = models.ForeignKey(Identifier, on_delete=models.CASCADE, related_name="+")
     auth_method = models.CharField(max_length=20)
+    #: The channel of the sign-in's code or link (``RefreshToken.channel``).
+    channel = models.CharField(max_length=10, blank=True, default="")
     redirect_url = models.CharField(max_length=2000)
     code_challenge = models.CharField(max_length=200)
     created_at = models.DateTimeField()

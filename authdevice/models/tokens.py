@@ -129,6 +129,9 @@ class RefreshToken(models.Model):
     auth_method = models.CharField(max_length=20, choices=AuthMethod.choices)
     auth_time = models.DateTimeField(help_text=_("When the user signed in (family start)."))
     identifier = models.CharField(max_length=254, blank=True, default="")
+    #: The channel a code or link of the sign-in went over (``EMAIL``, ``SMS``,
+    #: ``WHATSAPP``; empty for other methods): named in the tokens' ``amr``.
+    channel = models.CharField(max_length=10, blank=True, default="")
     scope = models.CharField(max_length=200, default="access")
     created_at = models.DateTimeField()
     family_expires_at = models.DateTimeField()
