@@ -16,10 +16,13 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Example site on SQLite, Celery eager, console mail/SMS: codes and links print here.
+# The issuer (and the base of magic links) follows PORT unless AUTHDEVICE_ISSUER is set.
+RUN_ENV = DEBUG=1 AUTHDEVICE_ISSUER=$${AUTHDEVICE_ISSUER:-http://127.0.0.1:$(PORT)}
+
 run: install
-	DEBUG=1 $(PY) manage.py migrate --noinput
-	DEBUG=1 $(PY) manage.py authdevice_demo --port $(PORT)
-	DEBUG=1 $(PY) manage.py runserver 127.0.0.1:$(PORT)
+	$(RUN_ENV) $(PY) manage.py migrate --noinput
+	$(RUN_ENV) $(PY) manage.py authdevice_demo --port $(PORT)
+	$(RUN_ENV) $(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 # The whole suite: SQLite, then PostgreSQL (+ Redis, Celery worker) that the tests start.
 test: install
