@@ -467,6 +467,22 @@ def _login_event(
     )
 
 
+def _sign(
+    row: Identifier, application: Application | None, auth_method: str, channel: str
+) -> tuple[RefreshToken, TokenSet] | None:
+    """The token set of a sign-in of ``row`` to ``application`` (None: no tokens asked),
+    signed and ready to persist (:func:`~.tokens.prepare_token_set`)."""
+    if application is None:
+        return None
+    return prepare_token_set(
+        identity=row.identity,
+        application=application,
+        auth_method=auth_method,
+        identifier=row.value,
+        channel=channel,
+    )
+
+
 def _complete(
     challenge: Challenge,
     auth_method: str,
@@ -509,14 +525,7 @@ def _complete(
         if not row.identity.user.is_active:
             raise AccountDisabled()
         audit_row = _login_event(challenge, row.identity.user, application, auth_method, request)
-        if issue_tokens is not None:
-            prepared = prepare_token_set(
-                identity=row.identity,
-                application=issue_tokens,
-                auth_method=auth_method,
-                identifier=row.value,
-                channel=challenge.channel,
-            )
+        prepared = _sign(row, issue_tokens, auth_method, challenge.channel)
     created = False
     tokens: TokenSet | None = None
     with transaction.atomic():
@@ -527,14 +536,7 @@ def _complete(
             created = True
             if not row.identity.user.is_active:
                 raise AccountDisabled()
-            if issue_tokens is not None:
-                prepared = prepare_token_set(
-                    identity=row.identity,
-                    application=issue_tokens,
-                    auth_method=auth_method,
-                    identifier=row.value,
-                    channel=challenge.channel,
-                )
+            prepared = _sign(row, issue_tokens, auth_method, challenge.channel)
         if not Challenge.objects.consume(
             challenge.pk,
             challenge.version,
