@@ -77,8 +77,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--max-consumables",
         type=int,
-        default=400_000,
-        help="upper bound of one-use credentials issued per benchmark (default 400000)",
+        default=600_000,
+        help="upper bound of one-use credentials issued per benchmark (default 600000)",
     )
     p.add_argument(
         "--quick", action="store_true", help="smoke test: 1 round of 1 s runs, 1 s warm-up"
