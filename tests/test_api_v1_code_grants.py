@@ -317,8 +317,13 @@ def test_bad_exchange_input_is_a_clear_400(client, application, override):
 
 
 def test_exchange_needs_json_and_a_known_application(client, application):
-    response = client.post(TOKEN, data="a=b", content_type="application/x-www-form-urlencoded")
-    assert response.status_code in {401, 415}
+    response = client.post(
+        TOKEN,
+        data="a=b",
+        content_type="application/x-www-form-urlencoded",
+        HTTP_API_KEY_ID=application.api_key_id,
+    )
+    assert_error(response, 415, "unsupported_media_type")
     response = client.post(
         TOKEN, data="{}", content_type="application/json", HTTP_API_KEY_ID="nope"
     )
