@@ -104,7 +104,8 @@ class Defaults:
     #: Delivery backends per channel (dotted paths); a channel mapped to None is offered
     #: nowhere. Email goes through Django's mail framework by default.
     CHANNELS: dict[str, str | None] | None = None
-    #: Lifetime of the authorization code handed to a mobile app or CLI, seconds (<= 300).
+    #: Lifetime of the authorization code handed to a mobile app or CLI (the hosted page's,
+    #: and the native two-step code sign-in's grant), seconds (<= 300).
     AUTHORIZATION_CODE_LIFETIME: int = 300
     #: Create a user on the first sign-in with an unknown email/phone.
     ALLOW_SIGNUP: bool = True
